@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Create .venv (once) and install rdbridge with its test extras. Idempotent; used by demo.sh, test.sh and CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+fi
+.venv/bin/python -m pip install -q -e '.[test]'

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: ingest the bundled RD-Agent fin_factor trace into ./.rdbridge/registry.sqlite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+export RDBRIDGE_HOME="${RDBRIDGE_HOME:-./.rdbridge}"
+.venv/bin/rdbridge ingest \
+  --log-root examples/sample_trace/log \
+  --workspace-root examples/sample_trace/workspace \
+  --signing-key-file examples/sample_trace/artifact_signing.key "$@"
+.venv/bin/rdbridge loops
