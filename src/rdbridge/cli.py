@@ -1,14 +1,37 @@
-"""The `rdbridge` command line: thin Typer shells over library functions."""
+"""The `rdbridge` command line: thin Typer shells over library functions (parse, call one function, print)."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from rdbridge import __version__
+from rdbridge.config import default_db_url
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="rdbridge: RD-Agent results to the trading platform.")
+err = Console(stderr=True)
+
+DbOption = typer.Option(None, "--db", help="SQLAlchemy URL of the registry (default: $RDBRIDGE_HOME/registry.sqlite).")
+JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout (and no progress bar).")
+
+
+def _emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
+
+
+def _fail(message: str, as_json: bool, code: int = 2) -> None:
+    if as_json:
+        _emit_json({"ok": False, "error": message})
+    else:
+        err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
 
 
 @app.callback()
@@ -17,13 +40,116 @@ def main() -> None:
 
 
 @app.command()
-def version(as_json: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+def version(as_json: bool = JsonOption) -> None:
     """Print the rdbridge version."""
     if as_json:
-        typer.echo(json.dumps({"version": __version__}))
+        _emit_json({"version": __version__})
     else:
         typer.echo(f"rdbridge {__version__}")
 
+
+@app.command()
+def ingest(
+    log_root: Path = typer.Option(..., "--log-root", help="RD-Agent's log folder (run folders inside) or one run folder."),
+    workspace_root: Path = typer.Option(..., "--workspace-root", help="RD-Agent's workspace folder (<uuid>/ inside)."),
+    signing_key_file: Path | None = typer.Option(
+        None, "--signing-key-file",
+        help="RD-Agent's artifact_signing.key; else $ARTIFACT_SIGNING_KEY; else signatures are reported unverified."),
+    db: str | None = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Read RD-Agent's trace and workspaces into the registry (idempotent, incremental, resumable)."""
+    from rdbridge.ingest import IngestInputError
+    from rdbridge.ingest import ingest as run_ingest
+    from rdbridge.rdagent_trace import TraceReadError, load_signing_key
+
+    try:
+        key = load_signing_key(signing_key_file)
+    except TraceReadError as e:
+        _fail(str(e), as_json)
+    url = db or default_db_url()
+    try:
+        if as_json or not sys.stderr.isatty() and os.environ.get("RDBRIDGE_PROGRESS") != "1":
+            report = run_ingest(log_root=log_root, workspace_root=workspace_root, db_url=url, signing_key=key)
+        else:
+            report = _ingest_with_progress(run_ingest, log_root, workspace_root, url, key)
+    except IngestInputError as e:
+        _fail(str(e), as_json)
+    if as_json:
+        _emit_json(report.model_dump(mode="json"))
+    else:
+        c = report.counts
+        typer.echo(f"task runs: {c.task_runs_seen} ({c.task_runs_new} new); loops: {c.loops_seen} "
+                   f"({c.loops_new} new, {c.loops_updated} updated, {c.loops_unchanged} unchanged, "
+                   f"{c.loops_with_errors} with errors); changes: {report.changes}; {report.signature_check}; "
+                   f"{report.elapsed_seconds:.2f}s")
+        for issue in report.issues:
+            err.print(f"[yellow]{issue.experiment_id}[/yellow] {issue.kind}: {issue.file}: {issue.message}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _ingest_with_progress(run_ingest: Any, log_root: Path, workspace_root: Path, url: str, key: bytes | None) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]ingest[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("loops", total=None)
+
+        def hook(run_id: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=run_id)
+
+        return run_ingest(log_root=log_root, workspace_root=workspace_root, db_url=url, signing_key=key,
+                          on_progress=hook)
+
+
+@app.command()
+def loops(
+    task_run_id: str | None = typer.Option(None, "--task-run", help="Only this task run."),
+    db: str | None = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List the loops in the registry with status, result flag and materialization state."""
+    from sqlalchemy import select
+
+    from rdbridge.registry import Loop, make_engine, session_scope
+
+    engine = make_engine(db or default_db_url())
+    try:
+        with session_scope(engine, write=False) as s:
+            q = select(Loop).order_by(Loop.task_run_id, Loop.loop_id)
+            if task_run_id:
+                q = q.where(Loop.task_run_id == task_run_id)
+            rows = [
+                {"experiment_id": r.experiment_id, "task_run_id": r.task_run_id, "loop_id": r.loop_id,
+                 "action": r.action, "status": r.status, "has_result": r.has_result, "decision": r.decision,
+                 "hypothesis": r.hypothesis, "materialization_status": r.materialization_status,
+                 "signature_status": r.signature_status, "error": r.error}
+                for r in s.scalars(q)
+            ]
+    except Exception as e:  # noqa: BLE001 - e.g. no registry yet: tell the user what to run
+        _fail(f"cannot read the registry ({type(e).__name__}: {e}); run `rdbridge ingest` first", as_json)
+    finally:
+        engine.dispose()
+    if as_json:
+        _emit_json({"ok": True, "loops": rows})
+        return
+    table = Table("experiment_id", "action", "status", "result", "decision", "materialization", "signature", "error")
+    for r in rows:
+        table.add_row(r["experiment_id"], r["action"], r["status"], str(r["has_result"]), str(r["decision"]),
+                      str(r["materialization_status"]), str(r["signature_status"]), (r["error"] or "")[:60])
+    Console().print(table)
+
+
+def _mount_optional() -> None:
+    """Sub-apps of other layers; each is optional so a partial install still has a working CLI."""
+    try:
+        from rdbridge.engine.cli import engine_app
+    except ImportError:
+        return
+    app.add_typer(engine_app, name="engine", help="Compute Qlib-expression and Python factors on a panel.")
+
+
+_mount_optional()
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,357 @@
+"""An allow-listed unpickler for RD-Agent trace files, which must be treated as untrusted input.
+
+A pickle is a program: `pickle.load` on a trace copied from another machine runs whatever it names. This unpickler
+resolves only an explicit allow-list of globals:
+
+* RD-Agent classes (`rdagent.*`, CamelCase names) are never imported: each becomes an `RdagentRecord` subclass that
+  stores the pickled state as a plain `attrs` dict. rdagent functions (lower-case names) are refused.
+* `pathlib` concrete paths become pure paths (a `WindowsPath` from a Windows trace cannot be built on Linux).
+* The numpy / pandas / pyarrow reconstructors needed for the DataFrames, Series and Indexes RD-Agent logs, under the
+  module paths of numpy 1.x/2.x and pandas 1.x-3.x (the pickle's module only has to be inside the same package: the
+  object is always resolved from a fixed canonical location, never from the module the pickle names).
+* A few harmless builtins / stdlib value types (`slice`, `set`, `datetime.timedelta`, ...).
+
+Everything else (`os.system`, `builtins.eval`, `builtins.getattr`, `subprocess.Popen`, `copyreg._reconstructor`, ...)
+raises `ForbiddenClassError` before it is resolved. We subclass the pure-Python `pickle._Unpickler` (not the C one) so
+that two opcodes can be guarded too: BUILD on a class or function (which would let a pickle monkeypatch an allowed
+class in this process) and the EXT opcodes (which read a process-wide cache that find_class does not see).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import pickle
+import re
+import types
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from rdbridge.rdagent_trace.errors import (
+    CorruptPickleError,
+    ForbiddenClassError,
+    TraceReadError,
+    TruncatedPickleError,
+    UnreadableFileError,
+)
+
+__all__ = ["RdagentRecord", "SafeUnpickler", "safe_loads", "record_class"]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# RD-Agent objects as plain records
+
+
+class RdagentRecord:
+    """A stand-in for an RD-Agent object: its class path and the attribute dict it was pickled with.
+
+    Pickle builds it with NEWOBJ (`cls.__new__(cls, *args)`) then BUILD (`__setstate__(state)`), where state is a dict
+    or a `(dict, slots_dict)` pair. Nothing of rdagent is imported or called.
+    """
+
+    class_path: str = "rdagent"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "RdagentRecord":
+        self = object.__new__(cls)
+        object.__setattr__(self, "attrs", {})
+        if args or kwargs:  # e.g. an Enum member pickled as (cls, (value,))
+            self.attrs["__args__"] = list(args)
+            if kwargs:
+                self.attrs["__kwargs__"] = dict(kwargs)
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # REDUCE with the class as callable; state set in __new__
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        slots: Any = None
+        if isinstance(state, tuple) and len(state) == 2 and (state[0] is None or isinstance(state[0], dict)):
+            state, slots = state
+        if isinstance(state, dict):
+            self.attrs.update({str(k): v for k, v in state.items()})
+        elif state is not None:
+            self.attrs["__state__"] = state
+        if isinstance(slots, dict):
+            self.attrs.update({str(k): v for k, v in slots.items()})
+
+    @property
+    def class_name(self) -> str:
+        return self.class_path.rsplit(".", 1)[-1]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+    def __repr__(self) -> str:
+        return f"<RdagentRecord {self.class_path} attrs={sorted(self.attrs)}>"
+
+
+_RECORD_CLASSES: dict[str, type[RdagentRecord]] = {}
+
+
+def record_class(class_path: str) -> type[RdagentRecord]:
+    """The (cached) RdagentRecord subclass standing for `class_path`; `isinstance` checks stay cheap."""
+    cls = _RECORD_CLASSES.get(class_path)
+    if cls is None:
+        name = class_path.rsplit(".", 1)[-1]
+        cls = type(name, (RdagentRecord,), {"class_path": class_path, "__module__": __name__})
+        _RECORD_CLASSES[class_path] = cls
+    return cls
+
+
+# The globals rdagent 1.0's fin_factor / fin_quant traces reference, for documentation and tests. Other CamelCase
+# rdagent classes (feedback objects of CoSTEER, newer experiment classes) are rebuilt the same way: a record never
+# runs code, so accepting them is safe, and refusing them would make whole loops unreadable on the next release.
+KNOWN_RDAGENT_CLASSES = frozenset({
+    "rdagent.components.coder.factor_coder.factor.FactorTask",
+    "rdagent.components.coder.factor_coder.factor.FactorFBWorkspace",
+    "rdagent.components.coder.model_coder.model.ModelTask",
+    "rdagent.components.coder.model_coder.model.ModelFBWorkspace",
+    "rdagent.scenarios.qlib.experiment.workspace.QlibFBWorkspace",
+    "rdagent.scenarios.qlib.experiment.factor_experiment.QlibFactorExperiment",
+    "rdagent.scenarios.qlib.experiment.model_experiment.QlibModelExperiment",
+    "rdagent.core.proposal.Hypothesis",
+    "rdagent.scenarios.qlib.proposal.quant_proposal.QlibQuantHypothesis",
+    "rdagent.core.proposal.HypothesisFeedback",
+    "rdagent.core.experiment.RunningInfo",
+    "rdagent.core.experiment.Task",
+    "rdagent.core.experiment.Workspace",
+    "rdagent.core.experiment.FBWorkspace",
+    "rdagent.core.experiment.Experiment",
+    "rdagent.core.proposal.Trace",
+})
+
+_RDAGENT_MODULE = re.compile(r"^rdagent(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_RDAGENT_CLASS = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# pathlib -> pure paths (functions, not classes: nothing a pickle could BUILD onto)
+
+
+def _posix_path(*parts: Any) -> PurePosixPath:
+    return PurePosixPath(*[str(p) for p in parts])
+
+
+def _windows_path(*parts: Any) -> PureWindowsPath:
+    return PureWindowsPath(*[str(p) for p in parts])
+
+
+_PATHLIB = {"PosixPath": _posix_path, "PurePosixPath": _posix_path, "WindowsPath": _windows_path,
+            "PureWindowsPath": _windows_path}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# numpy / pandas / pyarrow / stdlib: name -> where to resolve it from (first importable candidate wins)
+
+_NP_MULTIARRAY = ["numpy._core.multiarray", "numpy.core.multiarray"]
+_NUMPY: dict[str, list[tuple[str, str]]] = {
+    "_reconstruct": [(m, "_reconstruct") for m in _NP_MULTIARRAY],
+    "scalar": [(m, "scalar") for m in _NP_MULTIARRAY],
+    "_frombuffer": [("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer")],
+    "ndarray": [("numpy", "ndarray")],
+    "dtype": [("numpy", "dtype")],
+}
+
+_PANDAS_PUBLIC = [
+    "DataFrame", "Series", "Index", "MultiIndex", "RangeIndex", "DatetimeIndex", "TimedeltaIndex", "CategoricalIndex",
+    "Categorical", "CategoricalDtype", "DatetimeTZDtype", "StringDtype", "Int64Dtype", "Int32Dtype", "Float64Dtype",
+    "BooleanDtype", "Timestamp", "Timedelta",
+]
+_PANDAS_ARRAYS = ["DatetimeArray", "TimedeltaArray", "ArrowStringArray", "StringArray", "IntegerArray",
+                  "FloatingArray", "BooleanArray"]
+_PANDAS_OFFSETS = ["BusinessDay", "Day", "Hour", "Minute", "Second", "Milli", "Micro", "Nano", "Week", "MonthEnd",
+                   "MonthBegin", "BusinessMonthEnd", "BusinessMonthBegin", "QuarterEnd", "QuarterBegin", "YearEnd",
+                   "YearBegin", "CustomBusinessDay"]
+_PANDAS: dict[str, list[tuple[str, str]]] = {
+    **{n: [("pandas", n)] for n in _PANDAS_PUBLIC},
+    **{n: [("pandas.arrays", n)] for n in _PANDAS_ARRAYS},
+    **{n: [("pandas.tseries.offsets", n)] for n in _PANDAS_OFFSETS},
+    # pandas 1.x numeric index classes, folded into Index since pandas 2.0
+    **{n: [("pandas", "Index")] for n in ("Int64Index", "UInt64Index", "Float64Index", "NumericIndex")},
+    "BlockManager": [("pandas.core.internals.managers", "BlockManager")],
+    "SingleBlockManager": [("pandas.core.internals.managers", "SingleBlockManager")],
+    "_unpickle_block": [("pandas._libs.internals", "_unpickle_block")],
+    "new_block": [("pandas.core.internals.blocks", "new_block")],
+    "_new_Index": [("pandas.core.indexes.base", "_new_Index")],
+    "_new_DatetimeIndex": [("pandas.core.indexes.datetimes", "_new_DatetimeIndex")],
+    "__pyx_unpickle_NDArrayBacked": [("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked")],
+    "_unpickle_timestamp": [("pandas._libs.tslibs.timestamps", "_unpickle_timestamp")],
+    "_timedelta_unpickle": [("pandas._libs.tslibs.timedeltas", "_timedelta_unpickle")],
+    "_nat_unpickle": [("pandas._libs.tslibs.nattype", "_nat_unpickle"),
+                      ("pandas._libs.tslibs.nattype", "__nat_unpickle")],
+    "__nat_unpickle": [("pandas._libs.tslibs.nattype", "__nat_unpickle"),
+                       ("pandas._libs.tslibs.nattype", "_nat_unpickle")],
+    "FrozenList": [("pandas.core.indexes.frozen", "FrozenList")],
+}
+
+# exact (module, name) pairs
+_EXACT: dict[tuple[str, str], list[tuple[str, str]]] = {
+    **{("builtins", n): [("builtins", n)] for n in
+       ("slice", "set", "frozenset", "complex", "bytearray", "list", "dict", "tuple", "int", "float", "str", "bytes",
+        "bool", "range")},
+    **{("datetime", n): [("datetime", n)] for n in ("datetime", "date", "time", "timedelta", "timezone")},
+    **{("collections", n): [("collections", n)] for n in ("OrderedDict", "defaultdict", "deque")},
+    # exceptions RD-Agent keeps on feedback objects: value types, their construction runs no user code
+    **{("builtins", n): [("builtins", n)] for n in
+       ("Exception", "ValueError", "RuntimeError", "TypeError", "KeyError", "IndexError", "AttributeError", "OSError",
+        "FileNotFoundError", "TimeoutError", "AssertionError", "ZeroDivisionError", "NotImplementedError",
+        "MemoryError", "ImportError", "ModuleNotFoundError")},
+    ("_codecs", "encode"): [("_codecs", "encode")],  # protocol-2 pickles spell bytes as _codecs.encode(str, 'latin1')
+    ("uuid", "UUID"): [("uuid", "UUID")],
+    ("decimal", "Decimal"): [("decimal", "Decimal")],
+    **{("pyarrow.lib", n): [("pyarrow.lib", n)] for n in
+       ("_restore_array", "py_buffer", "type_for_alias", "chunked_array")},
+}
+
+_PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+
+
+def _in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _resolve(candidates: list[tuple[str, str]]) -> Any:
+    last: Exception | None = None
+    for mod, attr in candidates:
+        try:
+            return getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as e:
+            last = e
+    raise AttributeError(f"none of {candidates} is importable here: {last}")
+
+
+_RESOLVED: dict[tuple[str, str], Any] = {}
+
+
+def allowed_global(module: str, name: str) -> Any | None:
+    """The object an allowed (module, name) stands for, or None when the pair is not allowed.
+
+    Resolution never uses the pickle's module path directly (except to check the package), so a name cannot reach an
+    unexpected submodule.
+    """
+    module = _PY2_MODULES.get(module, module)
+    if _in_package(module, "rdagent"):
+        if _RDAGENT_MODULE.match(module) and _RDAGENT_CLASS.match(name):
+            return record_class(f"{module}.{name}")
+        return None
+    if module in ("pathlib", "pathlib._local"):
+        return _PATHLIB.get(name)
+    table: dict[str, list[tuple[str, str]]] | None = None
+    if _in_package(module, "numpy"):
+        table = _NUMPY
+    elif _in_package(module, "pandas"):
+        table = _PANDAS
+    if table is not None:
+        cands = table.get(name)
+        key = ("pandas" if table is _PANDAS else "numpy", name)
+    else:
+        cands = _EXACT.get((module, name))
+        key = (module, name)
+    if cands is None:
+        return None
+    if key not in _RESOLVED:
+        _RESOLVED[key] = _resolve(cands)
+    return _RESOLVED[key]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the unpickler
+
+
+class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+    """Unpickler that resolves only allow-listed globals (see module docstring). `source` names the file in errors."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def __init__(self, file: io.BufferedIOBase | io.BytesIO, *, source: str | Path = "<bytes>") -> None:
+        super().__init__(file, fix_imports=True, encoding="ASCII", errors="strict")
+        self.source = str(source)
+        self._stream = file
+
+    def find_class(self, module: str, name: str) -> Any:  # noqa: D102 - see class docstring
+        obj = allowed_global(str(module), str(name))
+        if obj is None:
+            raise ForbiddenClassError(self.source, f"{module}.{name}")
+        return obj
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise ForbiddenClassError(self.source, f"persistent id {pid!r}", "persistent ids are not used by RD-Agent")
+
+    def _guarded_build(self) -> None:
+        inst = self.stack[-2] if len(self.stack) >= 2 else None
+        if isinstance(inst, type) or isinstance(inst, (types.FunctionType, types.BuiltinFunctionType,
+                                                       types.ModuleType)):
+            target = getattr(inst, "__qualname__", type(inst).__name__)
+            raise ForbiddenClassError(self.source, f"BUILD on {target}", "a pickle may not modify a class")
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+
+    def _refuse_ext(self) -> None:
+        raise ForbiddenClassError(self.source, "EXT opcode", "extension registry lookups are not allowed")
+
+    def _checked_frame(self) -> None:
+        """CPython's pickler writes frames of about 64 KiB; a huge declared size means the bytes are not a pickle."""
+        size_bytes = self.read(8)
+        if len(size_bytes) < 8:
+            raise EOFError("pickle ends inside a frame header")
+        size = int.from_bytes(size_bytes, "little")
+        if size > _MAX_FRAME:
+            raise CorruptPickleError(self.source, f"not a pickle (declares a frame of {size} bytes)")
+        self._unframer.load_frame(size)
+
+    def consumed_all(self, total: int) -> bool:
+        """Whether the reader had used up all `total` input bytes when it stopped (so the pickle was cut short)."""
+        frame = getattr(getattr(self, "_unframer", None), "current_frame", None)
+        if frame is not None and frame.tell() < len(frame.getbuffer()):
+            return False
+        return self._stream.tell() >= total
+
+    dispatch[pickle.BUILD[0]] = _guarded_build
+    dispatch[pickle.FRAME[0]] = _checked_frame
+    for _op in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
+        dispatch[_op[0]] = _refuse_ext
+    del _op
+
+
+_MAX_FRAME = 16 << 20
+
+
+def safe_loads(data: bytes, *, source: str | Path = "<bytes>") -> Any:
+    """Unpickle `data` with `SafeUnpickler`; every failure is a `TraceReadError` naming `source`.
+
+    A failure after the whole input was consumed means the pickle was cut short (a copy interrupted, or RD-Agent still
+    writing): `TruncatedPickleError`. A failure before that means the bytes are not a pickle: `CorruptPickleError`.
+    """
+    if not data:
+        raise TruncatedPickleError(source, "empty file (0 bytes): RD-Agent may still be writing it, or it was cut")
+    unpickler = SafeUnpickler(io.BytesIO(data), source=source)
+    try:
+        return unpickler.load()
+    except TraceReadError:
+        raise
+    except RecursionError:
+        raise CorruptPickleError(source, "pickle nests too deeply to be a trace object") from None
+    except MemoryError:
+        raise CorruptPickleError(source, "pickle asks for more memory than available") from None
+    except Exception as e:  # noqa: BLE001 - any other failure of a data-only reconstruction means bad bytes
+        text = str(e) or type(e).__name__
+        if unpickler.consumed_all(len(data)):
+            raise TruncatedPickleError(source, f"pickle ends early after {len(data)} bytes ({text}): the file was cut "
+                                               "or is still being written; re-copy it from the RD-Agent machine"
+                                       ) from None
+        raise CorruptPickleError(source, f"not a readable pickle ({type(e).__name__}: {text} at byte "
+                                         f"{unpickler._stream.tell()})") from None
+
+
+def load_pickle_file(path: Path) -> Any:
+    """Read and safely unpickle a plain (unsigned) pickle file such as a legacy `ret.pkl`."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise UnreadableFileError(path, f"cannot read: {e.strerror or e}") from None
+    return safe_loads(data, source=path)
+
+
+def is_record(obj: Any, *class_names: str) -> bool:
+    """True when `obj` is an RdagentRecord whose class name is one of `class_names` (any record if none given)."""
+    return isinstance(obj, RdagentRecord) and (not class_names or obj.class_name in class_names)
+

@@ -1,0 +1,246 @@
+"""RD-Agent workspaces on this machine: find them, list and hash their files, read their results.
+
+A trace records each workspace by the absolute path on the machine that ran RD-Agent (Linux, WSL, or
+``C:\\...\\workspace\\<uuid>``). Only the folder name is portable, so we resolve ``--workspace-root / <name>``.
+Workspaces hold symlinks (``daily_pv.h5`` points into RD-Agent's data folder); we never follow a link out of the tree
+the workspaces live in, so a crafted trace cannot make us hash (and so probe) arbitrary files.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import os
+import re
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any
+
+from rdbridge.contracts.trace import WorkspaceFileInfo, WorkspaceInfo, WorkspaceKind
+from rdbridge.rdagent_trace.errors import BadFormatError, NotUtf8Error, TraceReadError, UnreadableFileError
+from rdbridge.rdagent_trace.safe_unpickle import load_pickle_file
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["workspace_name", "resolve_workspace", "describe_workspace", "workspace_kind", "read_qlib_res",
+           "read_portfolio_report", "read_text_file"]
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+def workspace_name(recorded_path: Any) -> str | None:
+    """The last component of a recorded workspace path (POSIX, Windows or WSL spelling); None if it is unsafe."""
+    text = str(recorded_path).strip().rstrip("/\\")
+    if not text:
+        return None
+    name = PureWindowsPath(text).name if ("\\" in text or re.match(r"^[A-Za-z]:", text)) else PurePosixPath(text).name
+    return name if _SAFE_NAME.match(name) and name not in (".", "..") else None
+
+
+def resolve_workspace(recorded_path: Any, workspace_root: Path) -> tuple[str | None, Path | None]:
+    """(workspace_id, folder under `workspace_root` or None when it is not there)."""
+    name = workspace_name(recorded_path)
+    if name is None:
+        return None, None
+    candidate = Path(workspace_root) / name
+    return name, (candidate if candidate.is_dir() else None)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# hashing, with a cache: the same data file is linked from every factor workspace
+
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+_CHUNK = 1 << 20
+
+
+def _sha256_file(path: Path, st: os.stat_result) -> str:
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    cached = _HASH_CACHE.get(key)
+    if cached is not None:
+        return cached
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if len(_HASH_CACHE) > 10_000:
+        _HASH_CACHE.clear()
+    _HASH_CACHE[key] = digest
+    return digest
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _file_info(path: Path, rel: str, trusted_root: Path) -> WorkspaceFileInfo:
+    lst = path.lstat()
+    if not os.path.islink(path):
+        return WorkspaceFileInfo(relpath=rel, size_bytes=lst.st_size, sha256=_sha256_file(path, lst))
+    target = Path(os.path.realpath(path))
+    if not target.exists():
+        return WorkspaceFileInfo(relpath=rel, size_bytes=lst.st_size, is_symlink=True, dangling=True)
+    if target.is_file() and _inside(target, trusted_root):
+        st = target.stat()
+        return WorkspaceFileInfo(relpath=rel, size_bytes=st.st_size, sha256=_sha256_file(target, st), is_symlink=True)
+    # a link out of the workspace tree (or to a folder): recorded, never read
+    return WorkspaceFileInfo(relpath=rel, size_bytes=lst.st_size, is_symlink=True)
+
+
+def list_workspace_files(ws_dir: Path, workspace_root: Path) -> tuple[list[WorkspaceFileInfo], list[TraceReadError]]:
+    """Every file below `ws_dir` (links not followed into folders), hashed when safe. Sorted by relpath."""
+    trusted_root = Path(os.path.realpath(workspace_root)).parent
+    files: list[WorkspaceFileInfo] = []
+    errors: list[TraceReadError] = []
+    for dirpath, dirnames, filenames in os.walk(ws_dir, followlinks=False):
+        base = Path(dirpath)
+        # symlinked folders show up in dirnames; os.walk does not descend into them: record them as links
+        names = list(filenames) + [d for d in dirnames if os.path.islink(base / d)]
+        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(base / d))
+        for name in names:
+            path = base / name
+            rel = path.relative_to(ws_dir).as_posix()
+            try:
+                files.append(_file_info(path, rel, trusted_root))
+            except OSError as e:
+                errors.append(UnreadableFileError(path, f"cannot read workspace file: {e.strerror or e}"))
+                files.append(WorkspaceFileInfo(relpath=rel, size_bytes=0, is_symlink=os.path.islink(path)))
+    files.sort(key=lambda f: f.relpath)
+    return files, errors
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# kind
+
+_CLASS_KINDS: dict[str, WorkspaceKind] = {"FactorFBWorkspace": "factor", "ModelFBWorkspace": "model",
+                                          "QlibFBWorkspace": "experiment"}
+
+
+def workspace_kind(file_names: list[str] | set[str], class_name: str | None = None) -> WorkspaceKind:
+    """factor (factor.py), model (model.py, no conf), experiment (conf*.yaml or qlib_res.csv); the class wins if known."""
+    if class_name in _CLASS_KINDS:
+        return _CLASS_KINDS[class_name]
+    top = {n for n in file_names if "/" not in n}
+    if any(n.startswith("conf") and n.endswith(".yaml") for n in top) or "qlib_res.csv" in top:
+        return "experiment"
+    if "factor.py" in top:
+        return "factor"
+    if "model.py" in top:
+        return "model"
+    return "unknown"
+
+
+def read_text_file(path: Path) -> str:
+    """A code / text file as UTF-8; `NotUtf8Error` naming the file (we never guess an encoding for code)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise UnreadableFileError(path, f"cannot read: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise NotUtf8Error(path, f"not UTF-8 (byte {e.start}); re-save the file as UTF-8") from None
+
+
+_CODE_SUFFIXES = (".py",)
+
+
+def describe_workspace(ws_dir: Path | None, *, workspace_root: Path, recorded_path: str, workspace_id: str,
+                       class_name: str | None = None, task_index: int | None = None,
+                       file_dict: dict[str, Any] | None = None) -> tuple[WorkspaceInfo, list[TraceReadError]]:
+    """What one workspace holds. `file_dict` is RD-Agent's in-memory copy of the code (from the trace); code files it
+    lacks (older traces) are read from disk. A missing folder gives `exists=False` and no error here: the caller knows
+    whether the workspace was expected to exist yet."""
+    errors: list[TraceReadError] = []
+    code: dict[str, str] = {}
+    for name, content in (file_dict or {}).items():
+        if isinstance(content, str):
+            code[str(name)] = content
+        elif isinstance(content, bytes):
+            try:
+                code[str(name)] = content.decode("utf-8")
+            except UnicodeDecodeError:
+                errors.append(NotUtf8Error(f"{recorded_path}:{name}", "code held by RD-Agent is not UTF-8"))
+    files: list[WorkspaceFileInfo] = []
+    if ws_dir is not None:
+        files, errors_files = list_workspace_files(ws_dir, workspace_root)
+        errors.extend(errors_files)
+        for f in files:
+            # Code on disk is what ran: read it even when the trace holds a copy, so a damaged file is reported.
+            if f.relpath.endswith(_CODE_SUFFIXES) and "/" not in f.relpath and not f.is_symlink:
+                try:
+                    text = read_text_file(ws_dir / f.relpath)
+                except TraceReadError as e:
+                    errors.append(e)
+                    continue
+                code.setdefault(f.relpath, text)
+    names = [f.relpath for f in files] or list(code)
+    info = WorkspaceInfo(workspace_id=workspace_id, kind=workspace_kind(names, class_name), recorded_path=recorded_path,
+                         workspace_path=str(ws_dir) if ws_dir is not None else None, exists=ws_dir is not None,
+                         task_index=task_index, code=code, files=files)
+    return info, errors
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# results
+
+
+def _to_float(text: str) -> float | None:
+    t = text.strip()
+    if t == "" or t.lower() in ("nan", "none", "null"):
+        return math.nan
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
+def read_qlib_res(path: Path) -> dict[str, float]:
+    """Qlib's metrics Series as RD-Agent writes it (``metrics.to_csv("qlib_res.csv")``): a header line ``,0`` then
+    ``name,value`` rows. NaN values are dropped (they are not numbers a caller can compare or store as JSON)."""
+    text = read_text_file(path)
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise BadFormatError(path, "empty qlib_res.csv; RD-Agent's backtest wrote no metrics")
+    out: dict[str, float] = {}
+    first = rows[0]
+    start = 1 if len(first) >= 2 and (not first[0].strip() or _to_float(first[1]) is None) else 0  # ",0" header
+    for lineno, row in enumerate(rows[start:], start=start + 1):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != 2 or not row[0].strip():
+            raise BadFormatError(path, f"line {lineno}: expected 'metric,value', got {','.join(row)[:80]!r}")
+        value = _to_float(row[1])
+        if value is None:
+            raise BadFormatError(path, f"line {lineno}: value {row[1][:40]!r} of {row[0][:60]!r} is not a number")
+        if not math.isnan(value):
+            out[row[0].strip()] = value
+    if not out:
+        raise BadFormatError(path, "qlib_res.csv holds no numeric metric")
+    return out
+
+
+def read_portfolio_report(ws_dir: Path) -> "pd.DataFrame | None":
+    """Qlib's portfolio report (report_normal_1day) of an experiment workspace: ``ret.parquet`` (rdagent >= 1.0) or the
+    legacy pickled ``ret.pkl`` (read through the safe unpickler). None when neither exists."""
+    import pandas as pd
+
+    parquet, pkl = Path(ws_dir) / "ret.parquet", Path(ws_dir) / "ret.pkl"
+    if parquet.is_file():
+        try:
+            return pd.read_parquet(parquet)
+        except Exception as e:  # noqa: BLE001 - pyarrow raises many types for bad files
+            raise BadFormatError(parquet, f"not a readable parquet file ({type(e).__name__}: {e})") from None
+    if pkl.is_file():
+        obj = load_pickle_file(pkl)
+        if not isinstance(obj, pd.DataFrame):
+            raise BadFormatError(pkl, f"expected a pickled DataFrame, found {type(obj).__name__}")
+        return obj
+    return None
