@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -102,14 +103,19 @@ def test_concurrent_init_db_from_separate_processes(db_url: str) -> None:
     """Several processes migrating a fresh database at once: all succeed, the schema is created once."""
     script = textwrap.dedent(
         """
-        import sys
+        import sys, time
         from rdbridge.registry import init_db
+        import alembic.command, alembic.runtime.migration  # imported before the start line
+        time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
         init_db(sys.argv[1]).dispose()
         print("ok")
         """
     )
+    start_at = str(time.time() + 3.0)  # all processes start migrating at the same instant
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, db_url, start_at], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
     results = [p.communicate(timeout=120) for p in procs]
