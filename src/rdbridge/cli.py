@@ -134,10 +134,11 @@ def loops(
         _emit_json({"ok": True, "loops": rows})
         return
     table = Table("experiment_id", "action", "status", "result", "decision", "materialization", "signature", "error")
+    table.columns[0].no_wrap = True
     for r in rows:
         table.add_row(r["experiment_id"], r["action"], r["status"], str(r["has_result"]), str(r["decision"]),
                       str(r["materialization_status"]), str(r["signature_status"]), (r["error"] or "")[:60])
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def _mount_optional() -> None:
