@@ -157,3 +157,22 @@ def test_garbage_is_corrupt() -> None:
         with pytest.raises(CorruptPickleError) as info:
             safe_loads(junk, source="junk.pkl")
         assert info.value.kind == "corrupt" and "junk.pkl" in str(info.value)
+
+
+def test_known_rdagent_class_list_covers_the_genuine_traces() -> None:
+    """KNOWN_RDAGENT_CLASSES documents what rdagent 1.0 writes; keep it in step with the genuine fixtures."""
+    import io
+
+    from rdbridge.rdagent_trace.safe_unpickle import KNOWN_RDAGENT_CLASSES, SafeUnpickler
+
+    seen: set[str] = set()
+
+    class Recording(SafeUnpickler):
+        def find_class(self, module: str, name: str):
+            if module.startswith("rdagent."):
+                seen.add(f"{module}.{name}")
+            return super().find_class(module, name)
+
+    for f in _all_trace_files():
+        Recording(io.BytesIO(split_envelope(f.read_bytes())[1]), source=f).load()
+    assert len(seen) >= 11 and seen <= KNOWN_RDAGENT_CLASSES

@@ -1,14 +1,14 @@
 """Read a pickle's structure (globals, state keys) symbolically, without unpickling it.
 
 Why: the project forbids ``pickle.load`` on trace files, yet tests must check that synthetic traces look exactly like
-genuine RD-Agent ones. Walking ``pickletools.genops`` with a stack of placeholders shows which globals a pickle names and
-which attribute dicts each object receives, and never imports or calls anything.
+genuine RD-Agent ones. Walking ``pickletools.genops`` with a stack of placeholders shows which globals a pickle names
+and which attribute dicts each object receives, and never imports or calls anything.
 """
 from __future__ import annotations
 
 import pickletools
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SIGNED_HEADER = b"RDAGENT_SIGNED_PICKLE_V1\n"

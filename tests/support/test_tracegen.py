@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickletools
+import shutil
 import subprocess
 import sys
 import time
@@ -81,7 +82,7 @@ def test_hard_names_match_genuine_hard_fixture(tmp_path: Path) -> None:
     codes = {}
     for li in range(8):
         info = loop_workspace_ids(li, hard=True)
-        for name, ws in zip(info["factors"], info["tasks"]):
+        for name, ws in zip(info["factors"], info["tasks"], strict=True):
             codes.setdefault(name, set()).add((paths.workspace_root / ws / "factor.py").read_text(encoding="utf-8"))
     assert any(len(c) > 1 for c in codes.values()), "some factor name must come back with new code"
 
@@ -144,7 +145,8 @@ def test_appending_loops_gives_the_same_trace(tmp_path: Path) -> None:
     write_trace(tmp_path / "parts", loops=3, fail_last=False, origin_root=origin)
     parts = write_trace(tmp_path / "parts", loops=2, start_loop=3, origin_root=origin)
     assert _pickles_by_relpath(parts) == _pickles_by_relpath(whole)
-    assert sorted(p.name for p in parts.workspace_root.iterdir()) == sorted(p.name for p in whole.workspace_root.iterdir())
+    names = [sorted(p.name for p in t.workspace_root.iterdir()) for t in (parts, whole)]
+    assert names[0] == names[1]
 
 
 def test_a_loop_written_step_by_step(tmp_path: Path) -> None:
@@ -236,7 +238,7 @@ def test_truncate_and_tamper(tmp_path: Path) -> None:
     off = tamper_pickle(f2)
     after = f2.read_bytes()
     assert after.startswith(SIGNED_HEADER) and after[: len(SIGNED_HEADER) + 32] == before[: len(SIGNED_HEADER) + 32]
-    assert sum(x != y for x, y in zip(before, after)) == 1 and after[off] != before[off]
+    assert sum(x != y for x, y in zip(before, after, strict=True)) == 1 and after[off] != before[off]
     assert pickle_shape(after).globals == pickle_shape(before).globals  # still well-formed, same globals
     assert pickle_shape(after).states == pickle_shape(before).states  # and the same attribute keys
     assert not verify_signature(f2, b"s" * 32)
@@ -283,3 +285,18 @@ def test_thousand_loops(tmp_path: Path) -> None:
     assert list((paths.run_dir / "Loop_999" / "feedback").rglob("*.pkl"))
     assert not (paths.run_dir / "Loop_999" / "running").exists()
     assert len(list(paths.run_dir.glob("Loop_*/running/runner result/*/*.pkl"))) == 999
+    shutil.rmtree(paths.root)  # ~19,000 files: do not leave them to pytest's tmp retention
+
+
+def test_stand_ins_and_pandas_patches_do_not_leak(tmp_path: Path) -> None:
+    homes = {c: c.__module__ for c in (pd.DataFrame, pd.Series, pd.Index, pd.DatetimeIndex)}
+    write_trace(tmp_path / "t", loops=2)
+    assert not [m for m in sys.modules if m == "rdagent" or m.startswith("rdagent.")]
+    assert {c: c.__module__ for c in homes} == homes
+
+
+def test_native_pandas_globals_follow_the_installed_pandas(tmp_path: Path) -> None:
+    paths = write_trace(tmp_path / "t", loops=2, fail_last=False, pandas_globals="native")
+    shape = trace_shape(paths.log_root)
+    assert f"{pd.DataFrame.__module__}.DataFrame" in shape.globals
+    assert f"{pd.Series.__module__}.Series" in shape.globals

@@ -2,11 +2,12 @@
 
 Why: genuine traces come from ``/work/shared/tools/make_rdagent_trace.py`` in a separate venv with rdagent installed,
 which is slow and cannot make the large or odd traces that ingest tests and benchmarks need (1,000 loops, a loop still
-running, corrupted files). This module writes the same on-disk format: ``log/<run>/Loop_<i>/<step>/<tag>/<pid>/<ts>.pkl``
-(signed ``RDAGENT_SIGNED_PICKLE_V1`` pickles, or plain ones as older RD-Agent wrote them) whose globals are rdagent's real
-module paths and whose attribute dicts carry the same keys, plus ``workspace/<uuid>/`` folders and ``data/daily_pv.h5``.
+running, corrupted files). This module writes the same on-disk format:
+``log/<run>/Loop_<i>/<step>/<tag>/<pid>/<ts>.pkl`` (signed ``RDAGENT_SIGNED_PICKLE_V1`` pickles, or plain ones as older
+RD-Agent wrote them) whose globals are rdagent's real module paths and whose attribute dicts carry the same keys, plus
+``workspace/<uuid>/`` folders and ``data/daily_pv.h5``.
 
-The classes are stand-ins that exist in ``sys.modules`` only while a pickle is being written (see ``_stand_ins``), so the
+The classes are stand-ins that exist in ``sys.modules`` only while a pickle is being written (``_stand_ins``), so the
 bytes name ``rdagent.core.proposal.Hypothesis`` and so on, exactly like a genuine file. Results are real pandas objects.
 
 Not reproduced on purpose: RD-Agent's own template files (the conf*.yaml, README.md and read_exp_res.py written here are
@@ -250,8 +251,9 @@ MODELS: tuple[ModelSpec, ...] = (
               "GRU(num_features, 32, layers=2) -> Linear(32, 1)", {"hidden_size": "32", "num_layers": "2"},
               {"n_epochs": "20", "lr": "0.001", "early_stop": "5", "batch_size": "256", "weight_decay": "0.0"},
               "TimeSeries",
-              "import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self, num_features, num_timesteps=20):\n"
-              "        super().__init__()\n        self.rnn = nn.GRU(num_features, 32, num_layers=2, batch_first=True)\n"
+              "import torch.nn as nn\n\n\nclass Net(nn.Module):\n"
+              "    def __init__(self, num_features, num_timesteps=20):\n        super().__init__()\n"
+              "        self.rnn = nn.GRU(num_features, 32, num_layers=2, batch_first=True)\n"
               "        self.head = nn.Linear(32, 1)\n\n    def forward(self, x):\n        out, _ = self.rnn(x)\n"
               "        return self.head(out[:, -1, :]).squeeze(-1)\n\n\nmodel_cls = Net\n"),
     ModelSpec("MLP_2L", "Two hidden layers on one day's features.", "Linear(d,64)-ReLU-Linear(64,1)",
@@ -260,7 +262,8 @@ MODELS: tuple[ModelSpec, ...] = (
               "Tabular",
               "import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self, num_features):\n"
               "        super().__init__()\n        self.net = nn.Sequential(nn.Linear(num_features, 64), nn.ReLU(), "
-              "nn.Linear(64, 1))\n\n    def forward(self, x):\n        return self.net(x).squeeze(-1)\n\n\nmodel_cls = Net\n"),
+              "nn.Linear(64, 1))\n\n    def forward(self, x):\n        return self.net(x).squeeze(-1)\n\n\n"
+              "model_cls = Net\n"),
 )
 
 FACTOR_CODE = """import numpy as np
@@ -386,7 +389,7 @@ FACTOR_TEMPLATES: dict[str, str] = {
     "conf_baseline.yaml": _CONF.format(handler="Alpha158", **_LGB),
     "conf_combined_factors.yaml": _CONF.format(handler="DataHandlerLP", **_LGB),
     "conf_combined_factors_sota_model.yaml": _CONF.format(handler="DataHandlerLP", **_NN),
-    "README.md": "Synthetic factor experiment workspace (tracegen): Qlib configs for the baseline and combined factors.\n",
+    "README.md": "Synthetic factor experiment workspace (tracegen): Qlib configs for baseline and combined factors.\n",
     "read_exp_res.py": "# tracegen stand-in: in RD-Agent this exports the recorder's metrics and portfolio report.\n"
                        "print('qlib_res.csv and the portfolio report are already in this folder')\n",
 }
@@ -483,7 +486,7 @@ def _report(p: _LoopPlan) -> pd.DataFrame:
     value = 1e8 * np.cumprod(1 + r - cost)
     data = [value, r, np.cumsum(to) * 1e8, to, np.cumsum(cost) * 1e8, cost, value * 0.95, value * 0.05,
             rs.normal(0.0003, 0.01, n)]
-    return pd.DataFrame(dict(zip(REPORT_COLUMNS, data)), index=pd.Index(days, name="datetime"),
+    return pd.DataFrame(dict(zip(REPORT_COLUMNS, data, strict=True)), index=pd.Index(days, name="datetime"),
                         columns=pd.Index(REPORT_COLUMNS, dtype=object))
 
 
@@ -517,7 +520,8 @@ def _hypothesis(p: _LoopPlan) -> Any:
         text = f"Loop {p.loop}: " + " and ".join(f.name for f in p.factors) + " add signal beyond Alpha158."
     else:
         assert p.model is not None
-        text = f"Loop {p.loop}: a {p.model.model_type} model ({p.model.name}) uses the SOTA factors better than LightGBM."
+        m = p.model
+        text = f"Loop {p.loop}: a {m.model_type} model ({m.name}) uses the SOTA factors better than LightGBM."
     state: dict[str, Any] = {
         "hypothesis": text,
         "reason": "Momentum and liquidity effects are documented in A-shares.",
@@ -558,7 +562,7 @@ def _running_info(result: Any = None) -> Any:
 def _workspaces(p: _LoopPlan, ctx: _Ctx, tasks: list[Any]) -> list[Any]:
     out = []
     if p.kind == "factor":
-        for task, spec, ws_id in zip(tasks, p.factors, p.task_ws_ids):
+        for task, spec, ws_id in zip(tasks, p.factors, p.task_ws_ids, strict=True):
             out.append(_new("FactorFBWorkspace", {
                 "target_task": task, "feedback": None, "running_info": _running_info(),
                 "file_dict": {"factor.py": factor_code(spec)}, "workspace_path": ctx.ws_path(ws_id),
@@ -682,12 +686,13 @@ def _write_direct_exp_gen(ctx: _Ctx, p: _LoopPlan) -> list[Path]:
 def _write_coding(ctx: _Ctx, p: _LoopPlan) -> list[Path]:
     root = ctx.paths.workspace_root
     if p.kind == "factor":
-        for spec, ws_id in zip(p.factors, p.task_ws_ids):
+        for spec, ws_id in zip(p.factors, p.task_ws_ids, strict=True):
             ws = root / ws_id
             _write_files(ws, {"factor.py": factor_code(spec), "result.h5": _result_h5(spec.name, spec.body)})
             _link_panel(ws, root)
         if not p.failed:
-            _write_files(root / p.exp_ws_id, {"combined_factors_df.parquet": _combined_parquet(tuple((f.name, f.body) for f in p.factors))})
+            combined = _combined_parquet(tuple((f.name, f.body) for f in p.factors))
+            _write_files(root / p.exp_ws_id, {"combined_factors_df.parquet": combined})
     else:
         assert p.model is not None
         _write_files(root / p.task_ws_ids[0], {"model.py": p.model.code})
