@@ -1,0 +1,168 @@
+"""Compile many parsed expressions into layers of Polars expressions, computing each shared sub-expression once.
+
+The plan: every unique AST node (structural equality, after putting commutative operands in a canonical order) is
+either *materialised* as a column (rolling and shift operators, nodes used more than once, requested outputs) or
+*inlined* into the expression of its consumer (cheap element-wise nodes used once). Materialised nodes are grouped
+into layers by dependency depth; one ``with_columns`` per layer lets Polars run the layer's expressions in parallel,
+and columns are dropped as soon as their last consumer has been computed, so memory stays near the output size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from rdbridge.engine.ast import Call, Const, Field, Node, walk
+from rdbridge.engine.ops import BOOL, CONST, F32, OPERATORS, CompileError, Ctx, Ref, Rolling, Value
+
+_COMMUTATIVE = {"Add", "Mul", "Greater", "Less", "Eq", "Ne", "And", "Or"}
+_MIRROR = {"Gt": "Lt", "Ge": "Le"}
+
+
+def canonical(node: Node) -> Node:
+    """Rewrite commutative operands into a fixed order (``$a+$b`` == ``$b+$a``, ``$a>$b`` == ``$b<$a``) so that
+    sub-expression sharing finds them; IEEE addition and multiplication are commutative, so values do not change."""
+    memo: dict[Node, Node] = {}
+    for n in walk(node):
+        if isinstance(n, Call):
+            args = tuple(memo[a] for a in n.args)
+            op = n.op
+            if op in _MIRROR and str(args[0]) > str(args[1]):
+                op, args = _MIRROR[op], (args[1], args[0])
+            elif op in _COMMUTATIVE and str(args[0]) > str(args[1]):
+                args = (args[1], args[0])
+            memo[n] = Call(op, args, n.params, n.column)
+        else:
+            memo[n] = n
+    return memo[node]
+
+
+def lookback(nodes: list[Node]) -> int:
+    """Rows of history the padded layout must hold before each instrument: the longest window or shift."""
+    best = 0
+    for n in nodes:
+        if isinstance(n, Call):
+            best = max(best, OPERATORS[n.op].lookback(n.params))
+    return best
+
+
+@dataclass
+class Plan:
+    """What the runner executes: layers of (column name, expression), and when each column can be dropped."""
+
+    layers: list[list[tuple[str, pl.Expr]]]
+    drop_after: list[list[str]]
+    outputs: dict[str, str]  # requested name -> column holding it
+    output_dtypes: dict[str, str]
+    constants: dict[str, float] = field(default_factory=dict)  # requested name -> constant value
+    helper_steps: list[list[list[tuple[str, pl.Expr]]]] = field(default_factory=list)  # per layer, per level
+
+
+def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) -> Plan:
+    """Build the layered plan for ``roots`` (name -> canonical node); ``field_columns`` maps field -> column."""
+    order: list[Node] = []
+    seen: set[Node] = set()
+    for root in roots.values():
+        for n in walk(root):
+            if n not in seen:
+                seen.add(n)
+                order.append(n)
+    uses: dict[Node, int] = {n: 0 for n in order}
+    consumers: dict[Node, list[Node]] = {n: [] for n in order}
+    for n in order:
+        for c in set(n.children()):
+            uses[c] += 1
+            consumers[c].append(n)
+    root_nodes = set(roots.values())
+
+    def materialise(n: Node) -> bool:
+        if not isinstance(n, Call):
+            return False
+        op = OPERATORS[n.op]
+        return n in root_nodes or uses[n] > 1 or isinstance(op, (Rolling, Ref))
+
+    values: dict[Node, Value] = {}
+    depth: dict[Node, int] = {}
+    names: dict[Node, str] = {}
+    pending: list[tuple[Node, pl.Expr]] = []
+    for i, n in enumerate(order):
+        if isinstance(n, Field):
+            if n.name not in field_columns:
+                raise CompileError(f"field ${n.name} is not in the panel (it has: {', '.join(sorted(field_columns))})")
+            values[n] = Value(pl.col(field_columns[n.name]), F32, None, n)
+            depth[n] = 0
+            continue
+        if isinstance(n, Const):
+            values[n] = Value(None, CONST, n.value, n)
+            depth[n] = 0
+            continue
+        assert isinstance(n, Call)
+        op = OPERATORS[n.op]
+        ins = [values[c] for c in n.args]
+        dtype = op.dtype(ins)
+        ctx.layer = max((depth[c] for c in n.args), default=0) + 1
+        expr = op.compile(ctx, ins, n.params)
+        if op.masks_pads and not isinstance(op, (Rolling, Ref)):
+            expr = pl.when(ctx.pad).then(None).otherwise(expr)
+        d = max((depth[c] for c in n.args), default=0)
+        if materialise(n):
+            name = f"_n{i}"
+            names[n] = name
+            depth[n] = d + 1
+            pending.append((n, expr.alias(name)))
+            values[n] = Value(pl.col(name), dtype, None, n)
+        else:
+            depth[n] = d
+            values[n] = Value(expr, dtype, None, n)
+
+    n_layers = max((depth[n] for n, _ in pending), default=0)
+    layers: list[list[tuple[str, pl.Expr]]] = [[] for _ in range(n_layers)]
+    for n, expr in pending:
+        layers[depth[n] - 1].append((names[n], expr))
+    helper_steps: list[list[list[tuple[str, pl.Expr]]]] = [[] for _ in range(n_layers)]
+    for h in ctx.helpers.values():
+        steps = helper_steps[h.first_layer - 1]
+        while len(steps) < h.level:
+            steps.append([])
+        steps[h.level - 1].append((h.name, h.expr.alias(h.name)))
+
+    # a column can go once every materialised consumer (through inlined nodes) is computed
+    def materialised_consumers(n: Node) -> list[Node]:
+        out, stack = [], list(consumers[n])
+        while stack:
+            c = stack.pop()
+            if c in names:
+                out.append(c)
+            else:
+                stack.extend(consumers[c])
+        return out
+
+    drop_after: list[list[str]] = [[] for _ in range(n_layers)]
+    for h in ctx.helpers.values():
+        drop_after[h.last_layer - 1].append(h.name)
+    for n, name in names.items():
+        if n in root_nodes:
+            continue
+        cons = materialised_consumers(n)
+        last = max((depth[c] for c in cons), default=depth[n])
+        drop_after[last - 1].append(name)
+
+    outputs: dict[str, str] = {}
+    dtypes: dict[str, str] = {}
+    constants: dict[str, float] = {}
+    for out_name, root in roots.items():
+        if isinstance(root, Const):
+            constants[out_name] = float(root.value)
+        elif isinstance(root, Field):
+            outputs[out_name] = field_columns[root.name]
+            dtypes[out_name] = F32
+        else:
+            outputs[out_name] = names[root]
+            dtypes[out_name] = values[root].dtype
+    return Plan(layers, drop_after, outputs, dtypes, constants, helper_steps)
+
+
+def is_bool(dtype: str) -> bool:
+    return dtype == BOOL

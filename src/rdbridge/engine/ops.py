@@ -1,0 +1,900 @@
+"""The operator registry: one small class per Qlib operator, each saying its signature, its result dtype and its
+Polars form.
+
+The forms run on the padded layout built by ``layout.py``: one long column in which every instrument's block starts
+with at least ``max window`` null pad rows. A plain Polars rolling window over that column therefore never sees
+another instrument, and Qlib's ``min_periods=1`` partial windows at the start of a history come out right.
+
+Semantics follow pyqlib 0.9.7 on pandas (the contract):
+- fields are float32; element-wise arithmetic keeps numpy's dtype (float32 stays float32, Python numbers are weak);
+- comparisons with NaN are False (``!=`` True), as numpy's;
+- rolling operators see ±inf as NaN (pandas' ``_prep_values``), skip NaN, need one value (``min_periods=1``),
+  return float64; ``Std``/``Var`` use ddof=1; ``Count`` counts non-NaN (inf included);
+- ``Slope``/``Rsquare``/``Resi`` follow Qlib's Cython (x = 1..N position in the window, NaN skipped but keeping
+  its slot), computed from exact window sums; ``Rsquare`` and ``Corr`` are NaN where a rolling std is ~0.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import polars as pl
+
+from rdbridge.engine import kernels
+
+BOOL, F32, F64, CONST = "bool", "f32", "f64", "const"
+PL_DTYPE = {BOOL: pl.Boolean, F32: pl.Float32, F64: pl.Float64}
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Value:
+    """A compiled operand: a Polars expression (or a Python number for constants) and its numpy-like dtype."""
+
+    expr: pl.Expr | None
+    dtype: str
+    const: int | float | None = None
+    key: object = None  # the AST node it computes: names shared helper columns
+
+
+class CompileError(ValueError):
+    """An expression that parses but cannot be evaluated (wrong operand kinds, unsupported window...)."""
+
+
+@dataclass
+class Helper:
+    """A shared helper column: computed at ``first_layer`` (in sub-step ``level``), dropped after ``last_layer``."""
+
+    name: str
+    expr: pl.Expr
+    level: int
+    first_layer: int
+    last_layer: int
+
+
+class Ctx:
+    """What operators need to know about the layout: pad mask, local row index, group key, expanding window length."""
+
+    def __init__(self, max_block: int, first_real: np.ndarray, pad_rows: int) -> None:
+        self.pad = pl.col("_pad")
+        self.k = pl.col("_k")
+        self.group = "_g"
+        self.max_block = max_block
+        self.first_real = first_real
+        self.pad_rows = pad_rows
+        self.layer = 1
+        self.helpers: dict[object, Helper] = {}
+        self.quantiles: dict[object, set[float]] = {}
+        self.kernel_cache: dict[object, dict] = {}
+
+    def shared(self, key: object, build: Callable[[], pl.Expr]) -> pl.Expr:
+        """A helper column computed once per request (before the layer that first needs it): window sums, prepared
+        inputs... shared by every operator asking for the same ``key``."""
+        h = self.helpers.get(key)
+        if h is None:
+            expr = build()
+            refs = set(expr.meta.root_names())
+            level = 1 + max((x.level for x in self.helpers.values() if x.name in refs), default=0)
+            h = Helper(f"_h{len(self.helpers)}", expr, level, self.layer, self.layer)
+            self.helpers[key] = h
+        h.last_layer = max(h.last_layer, self.layer)
+        if self.layer < h.first_layer:
+            self._lower(h, self.layer)
+        return pl.col(h.name)
+
+    def _lower(self, h: Helper, layer: int) -> None:
+        """A helper first built for a later layer is now needed earlier: compute it (and what it reads) earlier."""
+        h.first_layer = layer
+        refs = set(h.expr.meta.root_names())
+        for dep in self.helpers.values():
+            if dep.name in refs and dep.first_layer > layer:
+                self._lower(dep, layer)
+
+    def finish(self, expr: pl.Expr) -> pl.Expr:
+        """Null on pad rows, NaN (Qlib's missing value) on real rows without a result."""
+        return pl.when(self.pad).then(None).otherwise(expr.fill_null(NAN))
+
+    def roll(self, expr: pl.Expr, n: int, fn: Callable[[pl.Expr, int], pl.Expr]) -> pl.Expr:
+        """Apply a Polars rolling function with window ``n``; ``n == 0`` is Qlib's expanding window (per instrument)."""
+        if n == 0:
+            return fn(expr, self.max_block).over(self.group)
+        return fn(expr, n)
+
+    def roll_sum(self, expr: pl.Expr, n: int) -> pl.Expr:
+        """Window sum of a null-free column (pads hold 0)."""
+        if n == 0:
+            return expr.cum_sum().over(self.group)
+        return expr.rolling_sum(n, min_samples=1)
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------------
+
+
+def num(v: Value, dtype: str) -> pl.Expr:
+    """The operand as an expression of ``dtype`` (a constant is cast first, like numpy does with Python scalars)."""
+    if v.expr is None:
+        return pl.lit(v.const, dtype=PL_DTYPE[dtype])
+    if v.dtype == dtype:
+        return v.expr
+    return v.expr.cast(PL_DTYPE[dtype])
+
+
+def promote(a: Value, b: Value) -> str:
+    """numpy 2 result dtype of a binary arithmetic op (NEP 50: Python numbers do not widen arrays)."""
+    da, db = a.dtype, b.dtype
+    if da == CONST and db == CONST:
+        return F64
+    if da == CONST:
+        da, db = db, da
+    if db == CONST:
+        return F64 if da == BOOL else da
+    if da == db:
+        return da
+    if F64 in (da, db):
+        return F64
+    return F32  # f32 with bool
+
+
+def rolling_input(v: Value) -> pl.Expr:
+    """What pandas' rolling sees: float64, with NaN and ±inf turned into missing (here: null)."""
+    if v.expr is None:
+        raise CompileError("a rolling operator needs an expression, not a number, as its input")
+    x = v.expr.cast(pl.Float64)
+    return pl.when(x.is_finite()).then(x)
+
+
+def nan_of(v: Value) -> pl.Expr | None:
+    """Where the operand is NaN (None when it never is)."""
+    if v.expr is None or v.dtype == BOOL:
+        return None
+    return v.expr.is_nan()
+
+
+def truthy(v: Value) -> pl.Expr:
+    """numpy truthiness: non-zero, NaN included."""
+    if v.expr is None:
+        return pl.lit(bool(v.const))
+    if v.dtype == BOOL:
+        return v.expr
+    return v.expr.is_nan() | (v.expr != 0)
+
+
+# --- operator classes -------------------------------------------------------------------------------------------------
+
+
+class Op:
+    """An operator: ``n_args`` expression inputs then ``params`` literal parameters."""
+
+    name: ClassVar[str]
+    n_args: ClassVar[int] = 1
+    params: ClassVar[tuple[str, ...]] = ()  # "window" (int >= 0), "number" (float), "ewindow" (int or 0<float<1)
+    accepts_const: ClassVar[bool] = False  # may an expression input be a plain number?
+    masks_pads: ClassVar[bool] = False  # output may be non-null on pad rows unless masked
+
+    def check(self, params: tuple[int | float, ...]) -> str | None:
+        """A message when the literal parameters are invalid for this operator."""
+        return None
+
+    def lookback(self, params: tuple[int | float, ...]) -> int:
+        """Rows of history (pad rows) a window over the padded column needs."""
+        return 0
+
+    def dtype(self, ins: list[Value]) -> str:
+        return F64
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        raise NotImplementedError
+
+
+# element-wise arithmetic ----------------------------------------------------------------------------------------------
+
+
+class _Arith(Op):
+    n_args = 2
+    accepts_const = True
+    fn: ClassVar[Callable[[pl.Expr, pl.Expr], pl.Expr]]
+
+    def dtype(self, ins: list[Value]) -> str:
+        return promote(ins[0], ins[1])
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        t = self.dtype(ins)
+        if t == BOOL:
+            return self.bool_fn(num(ins[0], BOOL), num(ins[1], BOOL))
+        return type(self).fn(num(ins[0], t), num(ins[1], t))
+
+    def bool_fn(self, a: pl.Expr, b: pl.Expr) -> pl.Expr:
+        return type(self).fn(a.cast(pl.Float64), b.cast(pl.Float64))
+
+
+class Add(_Arith):
+    name = "Add"
+    fn = staticmethod(lambda a, b: a + b)
+
+    def bool_fn(self, a: pl.Expr, b: pl.Expr) -> pl.Expr:
+        return a | b  # numpy adds booleans with logical or
+
+
+class Sub(_Arith):
+    name = "Sub"
+    fn = staticmethod(lambda a, b: a - b)
+
+    def dtype(self, ins: list[Value]) -> str:
+        t = promote(ins[0], ins[1])
+        if t == BOOL:
+            raise CompileError("Sub of two booleans is undefined (numpy refuses it); cast with If(...) first")
+        return t
+
+
+class Mul(_Arith):
+    name = "Mul"
+    fn = staticmethod(lambda a, b: a * b)
+
+    def bool_fn(self, a: pl.Expr, b: pl.Expr) -> pl.Expr:
+        return a & b
+
+
+class Div(_Arith):
+    name = "Div"
+    fn = staticmethod(lambda a, b: a / b)
+
+    def dtype(self, ins: list[Value]) -> str:
+        t = promote(ins[0], ins[1])
+        return F64 if t == BOOL else t
+
+
+class Power(_Arith):
+    name = "Power"
+    fn = staticmethod(lambda a, b: a.pow(b))
+
+    def dtype(self, ins: list[Value]) -> str:
+        t = promote(ins[0], ins[1])
+        return F64 if t == BOOL else t
+
+
+class _Extreme(_Arith):
+    """np.maximum / np.minimum: NaN wins."""
+
+    pick_left: ClassVar[Callable[[pl.Expr, pl.Expr], pl.Expr]]
+    pick_right: ClassVar[Callable[[pl.Expr, pl.Expr], pl.Expr]]
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        t = self.dtype(ins)
+        a, b = num(ins[0], t), num(ins[1], t)
+        if t == BOOL:
+            return (a | b) if isinstance(self, Greater) else (a & b)
+        chain = None
+        na, nb = nan_of(ins[0]), nan_of(ins[1])
+        for cond, val in ((na, a), (nb, b)):
+            if cond is not None:
+                chain = pl.when(cond).then(val) if chain is None else chain.when(cond).then(val)
+        for cond, val in ((type(self).pick_left(a, b), a), (type(self).pick_right(a, b), b)):
+            chain = pl.when(cond).then(val) if chain is None else chain.when(cond).then(val)
+        return chain  # no otherwise: null (a pad row) stays null
+
+
+class Greater(_Extreme):
+    name = "Greater"
+    pick_left = staticmethod(lambda a, b: a >= b)
+    pick_right = staticmethod(lambda a, b: a < b)
+
+
+class Less(_Extreme):
+    name = "Less"
+    pick_left = staticmethod(lambda a, b: a <= b)
+    pick_right = staticmethod(lambda a, b: a > b)
+
+
+# comparisons and logic ------------------------------------------------------------------------------------------------
+
+
+class _Compare(Op):
+    n_args = 2
+    accepts_const = True
+    fn: ClassVar[Callable[[pl.Expr, pl.Expr], pl.Expr]]
+    nan_result: ClassVar[bool] = False
+
+    def dtype(self, ins: list[Value]) -> str:
+        return BOOL
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        t = promote(ins[0], ins[1])
+        if t == BOOL and any(v.dtype != BOOL for v in ins):
+            t = F64
+        cmp = type(self).fn(num(ins[0], t), num(ins[1], t))
+        nans = [c for c in (nan_of(ins[0]), nan_of(ins[1])) if c is not None]
+        if not nans:
+            return cmp
+        any_nan = nans[0] if len(nans) == 1 else nans[0] | nans[1]
+        return pl.when(any_nan).then(pl.lit(self.nan_result)).otherwise(cmp)
+
+
+class Gt(_Compare):
+    name = "Gt"
+    fn = staticmethod(lambda a, b: a > b)
+
+
+class Ge(_Compare):
+    name = "Ge"
+    fn = staticmethod(lambda a, b: a >= b)
+
+
+class Lt(_Compare):
+    name = "Lt"
+    fn = staticmethod(lambda a, b: a < b)
+
+
+class Le(_Compare):
+    name = "Le"
+    fn = staticmethod(lambda a, b: a <= b)
+
+
+class Eq(_Compare):
+    name = "Eq"
+    fn = staticmethod(lambda a, b: a == b)
+
+
+class Ne(_Compare):
+    name = "Ne"
+    fn = staticmethod(lambda a, b: a != b)
+    nan_result = True
+
+
+def _as_bool(v: Value, op: str) -> pl.Expr:
+    if v.expr is None:
+        return pl.lit(bool(v.const))
+    if v.dtype != BOOL:
+        raise CompileError(f"{op} takes conditions (comparisons), got a number-valued expression")
+    return v.expr
+
+
+class And(Op):
+    name = "And"
+    n_args = 2
+    accepts_const = True
+    masks_pads = True
+
+    def dtype(self, ins: list[Value]) -> str:
+        return BOOL
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        return _as_bool(ins[0], "And") & _as_bool(ins[1], "And")
+
+
+class Or(And):
+    name = "Or"
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        return _as_bool(ins[0], "Or") | _as_bool(ins[1], "Or")
+
+
+class Not(Op):
+    name = "Not"
+
+    def dtype(self, ins: list[Value]) -> str:
+        return BOOL
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        return ~_as_bool(ins[0], "Not")
+
+
+class If(Op):
+    name = "If"
+    n_args = 3
+    accepts_const = True
+    masks_pads = True
+
+    def dtype(self, ins: list[Value]) -> str:
+        return promote(ins[1], ins[2]) if not (ins[1].dtype == CONST and ins[2].dtype == CONST) else F64
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        t = self.dtype(ins)
+        return pl.when(truthy(ins[0])).then(num(ins[1], t)).otherwise(num(ins[2], t))
+
+
+# element-wise functions -----------------------------------------------------------------------------------------------
+
+
+class Abs(Op):
+    name = "Abs"
+
+    def dtype(self, ins: list[Value]) -> str:
+        return ins[0].dtype
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        return ins[0].expr if ins[0].dtype == BOOL else ins[0].expr.abs()
+
+
+class Sign(Op):
+    name = "Sign"
+
+    def dtype(self, ins: list[Value]) -> str:
+        return F32  # Qlib casts to float32 first
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        return ins[0].expr.cast(pl.Float32).sign()
+
+
+def _np_log32(s: pl.Series) -> pl.Series:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pl.Series(s.name, np.log(s.to_numpy().astype(np.float32, copy=False)), dtype=pl.Float32)
+
+
+class Log(Op):
+    name = "Log"
+
+    def dtype(self, ins: list[Value]) -> str:
+        return F64 if ins[0].dtype == BOOL else ins[0].dtype
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        t = self.dtype(ins)
+        x = num(ins[0], t)
+        if t != F32:
+            return x.log()
+        # numpy's float32 log (what Qlib runs on float32 features) can differ from a correctly rounded one by an ulp;
+        # call it on the whole column so the results agree bit for bit. Nulls (padding) stay null.
+        logged = x.map_batches(_np_log32, return_dtype=pl.Float32)
+        return pl.when(x.is_null()).then(None).otherwise(logged)
+
+
+# shifts -----------------------------------------------------------------------------------------------------------------
+
+
+def _first_value(ctx: Ctx, x: pl.Expr) -> pl.Expr:
+    return x.drop_nulls().first().over(ctx.group)
+
+
+class Ref(Op):
+    """``Ref(x, N)``: N rows back (N < 0: ahead); N = 0: the first value of the history."""
+
+    name = "Ref"
+    params = ("shift",)
+    masks_pads = True
+
+    def lookback(self, params: tuple[int | float, ...]) -> int:
+        return abs(int(params[0]))
+
+    def dtype(self, ins: list[Value]) -> str:
+        return F64 if ins[0].dtype == BOOL else ins[0].dtype
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        x = num(ins[0], self.dtype(ins))
+        n = int(params[0])
+        return ctx.finish(_first_value(ctx, x) if n == 0 else x.shift(n))
+
+
+class Delta(Ref):
+    """``Delta(x, N) = x - Ref(x, N)`` (N = 0: minus the first value)."""
+
+    name = "Delta"
+    params = ("window",)
+
+    def dtype(self, ins: list[Value]) -> str:
+        if ins[0].dtype == BOOL:
+            raise CompileError("Delta of a condition is undefined (numpy cannot subtract booleans)")
+        return ins[0].dtype
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        x = ins[0].expr
+        n = int(params[0])
+        return ctx.finish(x - (_first_value(ctx, x) if n == 0 else x.shift(n)))
+
+
+# rolling ----------------------------------------------------------------------------------------------------------------
+
+
+class Rolling(Op):
+    """Shared shape of ``Op(x, N)`` rolling operators: N >= 1 rows, or 0 for Qlib's expanding window."""
+
+    params = ("window",)
+    masks_pads = True
+    min_window: ClassVar[int] = 1
+
+    def check(self, params: tuple[int | float, ...]) -> str | None:
+        n = params[0]
+        if n != 0 and n < self.min_window:
+            return f"{self.name} needs a window of at least {self.min_window} (or 0 for expanding), got {n}"
+        return None
+
+    def lookback(self, params: tuple[int | float, ...]) -> int:
+        return max(int(params[0]) - 1, 0)
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        return ctx.finish(self.rolling(ctx, ins, int(params[0])))
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        raise NotImplementedError
+
+
+def prep(ctx: Ctx, v: Value) -> pl.Expr:
+    """The shared column pandas' rolling would see for ``v`` (float64, NaN/inf -> null)."""
+    return ctx.shared(("prep", v.key), lambda: rolling_input(v))
+
+
+def count(ctx: Ctx, v: Value, n: int) -> pl.Expr:
+    """Non-missing values of the prepared input in each window."""
+    return ctx.shared(("count", v.key, n), lambda: ctx.roll_sum(prep(ctx, v).is_not_null().cast(pl.Float64), n))
+
+
+def wsum(ctx: Ctx, v: Value, n: int, what: str, build: Callable[[], pl.Expr]) -> pl.Expr:
+    """A shared window sum of a per-row quantity ``what`` derived from ``v``."""
+    col = ctx.shared(("row", what, v.key), build)
+    return ctx.shared(("wsum", what, v.key, n), lambda: ctx.roll_sum(col, n))
+
+
+def rolling_std(ctx: Ctx, v: Value, n: int) -> pl.Expr:
+    return ctx.shared(
+        ("std", v.key, n), lambda: ctx.roll(prep(ctx, v), n, lambda e, w: e.rolling_std(w, min_samples=1, ddof=1))
+    )
+
+
+class Mean(Rolling):
+    name = "Mean"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        if n == 0:
+            total = wsum(ctx, ins[0], 0, "x", lambda: prep(ctx, ins[0]).fill_null(0.0))
+            return total / count(ctx, ins[0], 0)
+        return prep(ctx, ins[0]).rolling_mean(n, min_samples=1)
+
+
+class Sum(Rolling):
+    name = "Sum"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        total = wsum(ctx, ins[0], n, "x", lambda: prep(ctx, ins[0]).fill_null(0.0))
+        return pl.when(count(ctx, ins[0], n) > 0).then(total)
+
+
+class Std(Rolling):
+    name = "Std"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        return rolling_std(ctx, ins[0], n)
+
+
+class Var(Rolling):
+    name = "Var"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        return ctx.roll(prep(ctx, ins[0]), n, lambda e, w: e.rolling_var(w, min_samples=1, ddof=1))
+
+
+class Max(Rolling):
+    name = "Max"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        return ctx.roll(prep(ctx, ins[0]), n, lambda e, w: e.rolling_max(w, min_samples=1))
+
+
+class Min(Rolling):
+    name = "Min"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        return ctx.roll(prep(ctx, ins[0]), n, lambda e, w: e.rolling_min(w, min_samples=1))
+
+
+class Quantile(Rolling):
+    """Linear-interpolated quantile of the window's non-NaN values (pandas ``rolling.quantile``)."""
+
+    name = "Quantile"
+    params = ("window", "number")
+
+    def check(self, params: tuple[int | float, ...]) -> str | None:
+        if not 0 <= params[1] <= 1:
+            return f"Quantile's quantile must lie in [0, 1], got {params[1]}"
+        return super().check(params)
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        return ctx.finish(quantile(ctx, ins[0], int(params[0]), float(params[1])))
+
+
+def quantile(ctx: Ctx, v: Value, n: int, q: float) -> pl.Expr:
+    """One window sort serves every quantile asked of the same input and window (QTLU and QTLD share it)."""
+    xp = prep(ctx, v)
+    if n == 0:
+        return ctx.roll(xp, 0, lambda e, w: e.rolling_quantile(q, "linear", w, min_samples=1))
+    state = ctx.kernel_cache.setdefault(("quantiles", v.key, n), {"qs": set(), "out": {}, "lock": threading.Lock()})
+    state["qs"].add(q)
+    f32 = v.dtype == F32
+
+    def run(s: pl.Series) -> pl.Series:
+        with state["lock"]:
+            if q not in state["out"]:
+                x = s.fill_null(NAN).to_numpy()
+                state["out"].update(kernels.rolling_quantiles(x.astype(np.float32) if f32 else x, n, sorted(state["qs"])))
+            return pl.Series(state["out"].pop(q))
+
+    return xp.map_batches(run, return_dtype=pl.Float64)
+
+
+class Med(Rolling):
+    name = "Med"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        return quantile(ctx, ins[0], n, 0.5)
+
+
+class Count(Rolling):
+    """Non-NaN values in the window (pandas counts inf)."""
+
+    name = "Count"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        x = ins[0].expr
+        present = x.is_not_null() if ins[0].dtype == BOOL else (x.is_not_null() & ~x.is_nan())
+        return ctx.roll_sum(present.cast(pl.Float64), n)
+
+
+class Rank(Rolling):
+    """Percentile of the current value in its window: average rank / count (pandas ``rank(pct=True)``)."""
+
+    name = "Rank"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        first_real, f32 = ctx.first_real, ins[0].dtype == F32
+
+        def run(s: pl.Series) -> pl.Series:
+            x = s.fill_null(NAN).to_numpy()
+            return pl.Series(kernels.rolling_rank_pct(x.astype(np.float32) if f32 else x, n, first_real))
+
+        return prep(ctx, ins[0]).map_batches(run, return_dtype=pl.Float64)
+
+
+class _Moment(Rolling):
+    """Bias-corrected skewness / excess kurtosis as pandas computes them (NaN under 3 / 4 values, 0 / -3 when every
+    value in the window is equal, NaN when the variance is <= 1e-14)."""
+
+    kind: ClassVar[str]
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        first_real, kind = ctx.first_real, self.kind
+        return prep(ctx, ins[0]).map_batches(
+            lambda s: pl.Series(kernels.rolling_central_moments(s.fill_null(NAN).to_numpy(), n, first_real, kind)),
+            return_dtype=pl.Float64,
+        )
+
+
+class Skew(_Moment):
+    name = "Skew"
+    min_window = 3
+    kind = "skew"
+
+
+class Kurt(_Moment):
+    name = "Kurt"
+    min_window = 4
+    kind = "kurt"
+
+
+class WMA(Rolling):
+    """Qlib's WMA: weights 1..L over the window's L rows (L shorter at the start), NaN-skipping mean of w*x."""
+
+    name = "WMA"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        v = ins[0]
+        cnt = count(ctx, v, n)
+        avail = ctx.k - (ctx.pad_rows - 1)
+        length = avail if n == 0 else pl.min_horizontal(avail, pl.lit(float(n)))
+        sx = wsum(ctx, v, n, "x", lambda: prep(ctx, v).fill_null(0.0))
+        skx = wsum(ctx, v, n, "kx", lambda: prep(ctx, v).fill_null(0.0) * ctx.k)
+        sjx = skx - (ctx.k - length) * sx  # positions j = 1..L inside the window
+        return pl.when(cnt > 0).then(sjx / (length * (length + 1) / 2) / cnt)
+
+
+class EMA(Rolling):
+    """pandas ``ewm(span=N)`` (or ``alpha=N`` for 0<N<1), adjust=True, NaN carried; ``N=0`` is Qlib's expanding form."""
+
+    name = "EMA"
+    params = ("ewindow",)
+
+    def check(self, params: tuple[int | float, ...]) -> str | None:
+        n = params[0]
+        if n < 0 or (isinstance(n, float) and not (0 < n < 1) and not n.is_integer()):
+            return f"EMA takes a span (integer >= 1), 0, or a smoothing factor in (0, 1); got {n}"
+        return None
+
+    def lookback(self, params: tuple[int | float, ...]) -> int:
+        return 0
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        n = params[0]
+        xp = prep(ctx, ins[0])
+        if n == 0:
+            first_real = ctx.first_real
+            out = xp.map_batches(
+                lambda s: pl.Series(kernels.expanding_ema(s.fill_null(NAN).to_numpy(), first_real)),
+                return_dtype=pl.Float64,
+            )
+            return ctx.finish(out)
+        kw = {"alpha": float(n)} if 0 < n < 1 else {"span": float(n)}
+        ewm = xp.ewm_mean(adjust=True, min_samples=1, ignore_nulls=False, **kw)
+        return ctx.finish(ewm.forward_fill().over(ctx.group))
+
+
+class Mad(Rolling):
+    name = "Mad"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        first_real = ctx.first_real
+        return prep(ctx, ins[0]).map_batches(
+            lambda s: pl.Series(kernels.rolling_mad(s.fill_null(NAN).to_numpy(), n, first_real)),
+            return_dtype=pl.Float64,
+        )
+
+
+class IdxMax(Rolling):
+    """1-based position of the window's first maximum; a NaN in the window wins (``np.argmax``), inf counts as NaN."""
+
+    name = "IdxMax"
+    sign: ClassVar[float] = 1.0
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        first_real, sign = ctx.first_real, self.sign
+
+        def run(s: pl.Series) -> pl.Series:
+            x = s.to_numpy()  # null (pad) -> NaN
+            pad = s.is_null().to_numpy()
+            score = np.where(np.isnan(x), np.inf, sign * x)
+            valid = ~pad & ~np.isnan(x)
+            return pl.Series(kernels.rolling_first_argmax(score, valid, n, first_real))
+
+        x = ins[0].expr.cast(pl.Float64)
+        prepped = ctx.shared(("argprep", ins[0].key), lambda: pl.when(x.is_infinite()).then(NAN).otherwise(x))
+        return prepped.map_batches(run, return_dtype=pl.Float64)
+
+
+class IdxMin(IdxMax):
+    name = "IdxMin"
+    sign = -1.0
+
+
+class _Regression(Rolling):
+    """Qlib's Cython rolling regression on x = 1..N (expanding: 1..size), from exact window sums.
+
+    With k the row index inside the block and c = t - N, a window member at row k sits at x = k - c, so the sums
+    Qlib keeps online are sums of k, k^2, y, k*y over the window, shifted by c; for float32 inputs they are exact.
+    """
+
+    def sums(self, ctx: Ctx, ins: list[Value], n: int) -> dict[str, pl.Expr]:
+        v = ins[0]
+        y = v.expr.cast(pl.Float64)
+        ind_b = lambda: (y.is_not_null() & ~y.is_nan()).cast(pl.Float64)  # noqa: E731
+        yz_b = lambda: pl.when(y.is_not_null() & ~y.is_nan()).then(y).otherwise(0.0)  # noqa: E731
+        k = ctx.k
+        ind = ctx.shared(("row", "ind", v.key), ind_b)
+        yz = ctx.shared(("row", "yz", v.key), yz_b)
+        cnt = wsum(ctx, v, n, "ind", lambda: ind)
+        sk = wsum(ctx, v, n, "ik", lambda: ind * k)
+        sk2 = wsum(ctx, v, n, "ik2", lambda: ind * k * k)
+        sy = wsum(ctx, v, n, "yz", lambda: yz)
+        sky = wsum(ctx, v, n, "kyz", lambda: yz * k)
+        c = (k - float(n)) if n > 0 else pl.lit(float(ctx.pad_rows - 1))
+        key = (v.key, n)
+        x = ctx.shared(("reg_x", key), lambda: sk - c * cnt)
+        x2 = ctx.shared(("reg_x2", key), lambda: sk2 - 2.0 * c * sk + c * c * cnt)
+        xy = ctx.shared(("reg_xy", key), lambda: sky - c * sy)
+        slope = ctx.shared(("reg_slope", key), lambda: (cnt * xy - x * sy) / (cnt * x2 - x * x))
+        return {
+            "n": cnt,
+            "x": x,
+            "x2": x2,
+            "y": sy,
+            "xy": xy,
+            "slope": slope,
+            "sy2": wsum(ctx, v, n, "yz2", lambda: yz * yz) if self.name == "Rsquare" else None,
+            "xcur": k - c,
+            "raw": y,
+        }
+
+
+class Slope(_Regression):
+    name = "Slope"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        return self.sums(ctx, ins, n)["slope"]
+
+
+class Resi(_Regression):
+    name = "Resi"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        s = self.sums(ctx, ins, n)
+        slope = s["slope"]
+        interp = s["y"] / s["n"] - slope * (s["x"] / s["n"])
+        return s["raw"] - (slope * s["xcur"] + interp)
+
+
+class Rsquare(_Regression):
+    name = "Rsquare"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        s = self.sums(ctx, ins, n)
+        num_ = s["n"] * s["xy"] - s["x"] * s["y"]
+        den = ((s["n"] * s["x2"] - s["x"] * s["x"]) * (s["n"] * s["sy2"] - s["y"] * s["y"])).sqrt()
+        r = num_ / den
+        r2 = r * r
+        if n == 0:
+            return r2
+        return pl.when(rolling_std(ctx, ins[0], n).abs() <= 2e-5).then(NAN).otherwise(r2)
+
+
+# pair rolling -----------------------------------------------------------------------------------------------------------
+
+
+class _PairRolling(Rolling):
+    n_args = 2
+
+    def pair(self, ctx: Ctx, ins: list[Value], n: int) -> dict[str, pl.Expr]:
+        if ins[0].expr is None or ins[1].expr is None:
+            raise CompileError(f"{self.name} needs two expressions, not a number")
+        a, b = ins
+        key = (a.key, b.key)
+        x, y = a.expr.cast(pl.Float64), b.expr.cast(pl.Float64)
+        both = ctx.shared(("both", key), lambda: x.is_finite() & y.is_finite())  # pandas: x + 0*y, inf as NaN
+        xz = ctx.shared(("xz", key), lambda: pl.when(both).then(x).otherwise(0.0))
+        yz = ctx.shared(("yz", key), lambda: pl.when(both).then(y).otherwise(0.0))
+        pv = Value(None, F64, None, key)
+        cnt = wsum(ctx, pv, n, "both", lambda: both.cast(pl.Float64))
+        sx = wsum(ctx, pv, n, "xz", lambda: xz)
+        sy = wsum(ctx, pv, n, "yz", lambda: yz)
+        mx, my = sx / cnt, sy / cnt
+        cov_b = wsum(ctx, pv, n, "xy", lambda: xz * yz) / cnt - mx * my
+        vx = wsum(ctx, pv, n, "xx", lambda: xz * xz) / cnt - mx * mx
+        vy = wsum(ctx, pv, n, "yy", lambda: yz * yz) / cnt - my * my
+        return {"n": cnt, "cov_b": cov_b, "vx": vx, "vy": vy}
+
+
+class Cov(_PairRolling):
+    name = "Cov"
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        p = self.pair(ctx, ins, n)
+        return pl.when(p["n"] >= 2).then(p["cov_b"] * p["n"] / (p["n"] - 1.0))
+
+
+class Corr(_PairRolling):
+    name = "Corr"
+
+    def check(self, params: tuple[int | float, ...]) -> str | None:
+        if params[0] == 0:
+            return "Corr needs a window >= 1 (Qlib's Corr(x, y, 0) fails in pandas)"
+        return super().check(params)
+
+    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        p = self.pair(ctx, ins, n)
+        vx = pl.when(p["vx"] > 0).then(p["vx"]).otherwise(0.0)
+        vy = pl.when(p["vy"] > 0).then(p["vy"]).otherwise(0.0)
+        corr = p["cov_b"] / (vx * vy).sqrt()
+        flat = (rolling_std(ctx, ins[0], n).abs() <= 2e-5) | (rolling_std(ctx, ins[1], n).abs() <= 2e-5)
+        return pl.when(flat).then(NAN).when(p["n"] >= 2).then(corr)
+
+
+OPERATORS: dict[str, Op] = {
+    cls.name: cls()
+    for cls in (
+        Add, Sub, Mul, Div, Power, Greater, Less, Gt, Ge, Lt, Le, Eq, Ne, And, Or, Not, If, Abs, Sign, Log,
+        Ref, Delta, Mean, Sum, Std, Var, Max, Min, Med, Quantile, Count, Rank, Skew, Kurt, WMA, EMA, Mad,
+        IdxMax, IdxMin, Slope, Resi, Rsquare, Cov, Corr,
+    )
+}
+"""Every supported operator by its Qlib name."""
+
+UNSUPPORTED = {
+    "Mask": "it reads another instrument's data",
+    "ChangeInstrument": "it reads another instrument's data",
+    "TResample": "it changes the time index",
+    "P": "point-in-time data is not in a daily panel",
+    "PRef": "point-in-time data is not in a daily panel",
+    "Rolling": "Qlib's generic Rolling takes a pandas method name; use the named operator (Mean, Std...)",
+}
+
+
+def is_int_like(v: int | float) -> bool:
+    return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v) and v.is_integer())

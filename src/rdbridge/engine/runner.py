@@ -1,0 +1,230 @@
+"""``compute``: Qlib expressions and Python factors over a long panel, in one pass.
+
+The panel (``instrument``, ``datetime``, Float32 fields; sorted; dense per instrument) is laid out as one long
+column per field in which every instrument's block is preceded by ``P`` null pad rows, P being the longest window
+or shift of the request. Rolling windows then run over whole columns (fast, parallel Polars kernels) and still
+never mix instruments; Qlib's partial windows at the start of a history fall out naturally. Pads are dropped at
+the end, so the output rows are the panel's rows, in the panel's order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import polars as pl
+
+from rdbridge.engine.ast import Node, fields_of
+from rdbridge.engine.compiler import canonical, lookback, plan
+from rdbridge.engine.ops import BOOL, CompileError, Ctx
+from rdbridge.engine.parser import ExpressionSyntaxError, parse
+from rdbridge.engine.pyfactors import run_pyfactors
+
+KEYS = ("instrument", "datetime")
+
+
+class PanelError(ValueError):
+    """The panel does not have the shape the engine's contract asks for."""
+
+
+class FactorExpressionError(ValueError):
+    """One requested expression is invalid; names the factor, keeps the parser's column and caret message."""
+
+    def __init__(self, name: str, expression: str, cause: Exception) -> None:
+        self.name = name
+        self.expression = expression
+        self.column = getattr(cause, "column", None)
+        super().__init__(f"factor {name!r}: {cause}")
+
+
+def required_fields(exprs: Mapping[str, str] | Iterable[str]) -> set[str]:
+    """Field names (without ``$``) the expressions read: what a data service must load."""
+    texts = exprs.values() if isinstance(exprs, Mapping) else exprs
+    out: set[str] = set()
+    for text in texts:
+        out |= fields_of(parse(text))
+    return out
+
+
+def parse_all(exprs: Mapping[str, str]) -> dict[str, Node]:
+    """Parse and canonicalise every expression, naming the factor in any error."""
+    roots: dict[str, Node] = {}
+    for name, text in exprs.items():
+        try:
+            roots[name] = canonical(parse(text))
+        except ExpressionSyntaxError as exc:
+            raise FactorExpressionError(name, text, exc) from exc
+    return roots
+
+
+@dataclass
+class Layout:
+    """Where each panel row sits in the padded column, and per-row facts operators need."""
+
+    n_rows: int
+    n_padded: int
+    pad_rows: int
+    positions: np.ndarray  # padded index of each panel row
+    first_real: np.ndarray  # per padded row: padded index of its block's first real row
+    max_block: int
+
+    def frame(self, panel: pl.DataFrame, fields: Iterable[str]) -> pl.DataFrame:
+        """Padded work frame: the fields (null on pads), ``_pad``, ``_k`` (row index inside the block), ``_g``."""
+        is_pad = np.ones(self.n_padded, dtype=bool)
+        is_pad[self.positions] = False
+        block_first = self.first_real - self.pad_rows
+        cols: dict[str, pl.Series] = {
+            "_pad": pl.Series("_pad", is_pad),
+            "_k": pl.Series("_k", (np.arange(self.n_padded) - block_first).astype(np.float64)),
+            "_g": pl.Series("_g", np.cumsum(np.r_[True, block_first[1:] != block_first[:-1]]).astype(np.uint32)),
+        }
+        for f in fields:
+            src = panel[f].cast(pl.Float32).to_numpy()
+            arr = np.full(self.n_padded, np.nan, dtype=np.float32)
+            arr[self.positions] = src
+            cols[f] = pl.Series(f, arr)
+        df = pl.DataFrame(cols)
+        return df.with_columns([pl.when(pl.col("_pad")).then(None).otherwise(pl.col(f)).alias(f) for f in fields])
+
+
+def build_layout(instruments: pl.Series, pad_rows: int) -> Layout:
+    """Blocks follow the panel's instrument runs; the panel must keep each instrument's rows together."""
+    codes = instruments.to_physical() if instruments.dtype == pl.Categorical else instruments
+    n = len(codes)
+    if n == 0:
+        return Layout(0, 0, pad_rows, np.zeros(0, np.int64), np.zeros(0, np.int64), 1)
+    change = (codes != codes.shift(1)).fill_null(True).to_numpy()
+    run_id = np.cumsum(change) - 1
+    run_starts = np.flatnonzero(change)
+    n_runs = run_starts.size
+    if codes.n_unique() != n_runs:
+        raise PanelError("the panel's rows of one instrument are not contiguous: sort it by (instrument, datetime)")
+    positions = np.arange(n, dtype=np.int64) + pad_rows * (run_id + 1)
+    run_lengths = np.diff(np.r_[run_starts, n])
+    block_starts = run_starts + pad_rows * np.arange(n_runs)  # padded index of each block's first pad row
+    block_len = run_lengths + pad_rows
+    first_real = np.repeat(block_starts + pad_rows, block_len)
+    return Layout(n, int(block_len.sum()), pad_rows, positions, first_real.astype(np.int64), int(block_len.max()))
+
+
+def _check_panel(panel: pl.DataFrame, fields: set[str]) -> None:
+    missing = [c for c in KEYS if c not in panel.columns]
+    if missing:
+        raise PanelError(f"the panel lacks column(s) {missing}; it needs instrument, datetime and the fields")
+    absent = sorted(f for f in fields if f not in panel.columns)
+    if absent:
+        have = sorted(c for c in panel.columns if c not in KEYS)
+        raise PanelError(f"the expressions read ${', $'.join(absent)}, which the panel lacks (it has: {have})")
+    bad = [f for f in fields if not panel.schema[f].is_numeric()]
+    if bad:
+        raise PanelError(f"field column(s) {bad} are not numeric")
+    if panel.height > 1:
+        keys = panel.select(pl.col("instrument").cast(pl.Utf8), "datetime")
+        inst = keys["instrument"]
+        same = inst == inst.shift(1)
+        back = (keys["datetime"] <= keys["datetime"].shift(1)) & same
+        if bool(back.fill_null(False).any()):
+            raise PanelError("the panel's dates go backwards or repeat inside an instrument: sort by (instrument, datetime)")
+
+
+def _time_bound(v: str | date | datetime | None) -> datetime | None:
+    if v is None or isinstance(v, datetime):
+        return v
+    if isinstance(v, date):
+        return datetime(v.year, v.month, v.day)
+    return datetime.fromisoformat(str(v))
+
+
+def compute(
+    panel: pl.DataFrame,
+    exprs: Mapping[str, str],
+    *,
+    start: str | date | datetime | None = None,
+    end: str | date | datetime | None = None,
+    pyfactors: Mapping[str, Callable[..., object]] | None = None,
+    progress: bool = False,
+) -> pl.DataFrame:
+    """Evaluate Qlib expressions (and Python factor functions) on ``panel``.
+
+    Returns ``instrument``, ``datetime`` and one Float32 column per requested name (Qlib's output dtype), for the
+    panel's rows with ``start <= datetime <= end``, in the panel's order. Windows use all history in the panel,
+    including rows before ``start``.
+    """
+    pyfactors = dict(pyfactors or {})
+    clash = sorted(set(exprs) & set(pyfactors))
+    if clash:
+        raise ValueError(f"factor name(s) {clash} are given both as an expression and as a Python factor")
+    report = _Progress(progress)
+    roots = parse_all(exprs)
+    needed: set[str] = set()
+    for root in roots.values():
+        needed |= fields_of(root)
+    _check_panel(panel, needed)
+    all_nodes = [n for r in roots.values() for n in _walk_all(r)]
+    pad = lookback(all_nodes)
+    layout = build_layout(panel["instrument"], pad)
+    ctx = Ctx(layout.max_block, layout.first_real, pad)
+    try:
+        p = plan(roots, ctx, {f: f for f in needed})
+    except CompileError as exc:
+        raise ValueError(f"cannot compile the request: {exc}") from exc
+    report.step(f"planned {len(roots)} expressions: {sum(len(x) for x in p.layers)} columns in {len(p.layers)} layers")
+
+    work = layout.frame(panel, sorted(needed))
+    for i, layer in enumerate(p.layers):
+        for step in p.helper_steps[i]:
+            if step:
+                work = work.with_columns([e for _, e in step])
+        work = work.with_columns([e for _, e in layer])
+        if p.drop_after[i]:
+            work = work.drop(p.drop_after[i])
+        report.step(f"layer {i + 1}/{len(p.layers)}: {len(layer)} columns")
+
+    real = work.filter(~pl.col("_pad")) if pad else work
+    out_cols: list[pl.Series] = [panel["instrument"].cast(pl.Utf8), panel["datetime"]]
+    for name in exprs:
+        if name in p.constants:
+            out_cols.append(pl.Series(name, np.full(panel.height, p.constants[name], dtype=np.float32)))
+            continue
+        col = real[p.outputs[name]]
+        if p.output_dtypes[name] == BOOL:
+            col = col.cast(pl.Float32)
+        out_cols.append(col.cast(pl.Float32).alias(name))
+    out = pl.DataFrame(out_cols)
+    del work, real
+    if pyfactors:
+        extra = run_pyfactors(panel, pyfactors)
+        out = out.with_columns(extra)
+        report.step(f"{len(pyfactors)} Python factors")
+    lo, hi = _time_bound(start), _time_bound(end)
+    if lo is not None or hi is not None:
+        cond = pl.lit(True)
+        if lo is not None:
+            cond = cond & (pl.col("datetime") >= lo)
+        if hi is not None:
+            cond = cond & (pl.col("datetime") <= hi)
+        out = out.filter(cond)
+    return out
+
+
+def _walk_all(root: Node) -> list[Node]:
+    from rdbridge.engine.ast import walk
+
+    return walk(root)
+
+
+class _Progress:
+    """Timed progress lines on stderr when asked (the CLI shows a rich progress instead)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+
+    def step(self, message: str) -> None:
+        if self.enabled:
+            import sys
+
+            print(f"[{time.perf_counter() - self.t0:7.3f}s] {message}", file=sys.stderr)
