@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
+
 from rdbridge.ingest import ingest
+from rdbridge.registry import TaskRun
 from support import tracegen
 
-from .conftest import loops_by_id
+from .conftest import loops_by_id, query
 
 KEY = b"k" * 32
 
@@ -56,3 +59,17 @@ def test_changed_finished_loop_is_queued_again(sqlite_url: str, tmp_path: Path) 
     r = _ingest(paths, sqlite_url)
     assert r.counts.loops_updated == 1
     assert loops_by_id(sqlite_url)[0].materialization_status == "pending"
+
+
+def test_log_root_with_several_runs(db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "multi"
+    a = tracegen.write_trace(out, loops=2, key=KEY, run_name="2026-01-05_08-00-07-000000")
+    tracegen.write_trace(out, loops=3, key=KEY, run_name="2026-02-01_09-30-00-000000", scenario="fin_quant", seed=3)
+    report = _ingest(a, db_url)
+    assert report.ok, report.issues
+    assert sorted(report.task_run_ids) == ["2026-01-05_08-00-07-000000", "2026-02-01_09-30-00-000000"]
+    assert (report.counts.task_runs_new, report.counts.loops_new) == (2, 5)
+    runs = {r.task_run_id: r for r in query(db_url, select(TaskRun))}
+    assert runs["2026-01-05_08-00-07-000000"].scenario == "fin_factor"
+    assert runs["2026-02-01_09-30-00-000000"].scenario == "fin_quant"
+    assert runs["2026-02-01_09-30-00-000000"].loop_count == 3

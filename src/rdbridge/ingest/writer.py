@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from rdbridge.contracts.trace import FactorTaskInfo, LoopSnapshot, ModelTaskInfo, RunSnapshot, WorkspaceInfo
+from rdbridge.registry import state
 from rdbridge.registry import (
     Artifact,
     ArtifactFile,
@@ -91,14 +92,14 @@ def write_loop(session: Session, task_run_id: str, snap: LoopSnapshot, fingerpri
         loop.errors_json = [e.model_dump() for e in snap.errors] or None
         loop.error = "; ".join(f"{e.file}: {e.message}" for e in snap.errors) or None
         loop.updated_at_utc = now
-        # The materialization state machine: a loop that reaches (or changes in) a final state is queued again.
-        if snap.status in FINAL and loop.materialization_status != "pending":
-            loop.materialization_status = "pending"
-            loop.materialization_error = None
-            loop.materialization_lease_owner = None
-            loop.materialization_lease_expires_at_utc = None
-            loop.materialization_updated_at_utc = now
     session.flush()
+    # The materialization state machine: a loop that reaches a final state is queued; one that changed after
+    # being materialized (or while a worker holds it) is queued again and the worker's lease is revoked.
+    if snap.status in FINAL:
+        if loop.materialization_status is None:
+            state.mark_pending(session, loop, now=now)
+        elif loop.materialization_status != "pending":
+            state.reset_to_pending(session, loop, now=now)
 
     if not keep_old or snap.tasks:
         _replace_tasks(session, loop, snap, created=created)
