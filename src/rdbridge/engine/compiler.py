@@ -58,6 +58,7 @@ class Plan:
     output_dtypes: dict[str, str]
     constants: dict[str, float] = field(default_factory=dict)  # requested name -> constant value
     helper_steps: list[list[list[tuple[str, pl.Expr]]]] = field(default_factory=list)  # per layer, per level
+    ready_after: list[list[str]] = field(default_factory=list)  # per layer: output columns no later layer reads
 
 
 def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) -> Plan:
@@ -103,14 +104,19 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
         ins = [values[c] for c in n.args]
         dtype = op.dtype(ins)
         ctx.layer = max((depth[c] for c in n.args), default=0) + 1
+        terminal = n in root_nodes and uses[n] == 0  # its pad rows are dropped unread: no pad mask needed
+        ctx.terminal = terminal
         expr = op.compile(ctx, ins, n.params)
-        if op.masks_pads and not isinstance(op, (Rolling, Ref)):
+        ctx.terminal = False
+        if op.masks_pads and not terminal and not isinstance(op, (Rolling, Ref)):
             expr = pl.when(ctx.pad).then(None).otherwise(expr)
         d = max((depth[c] for c in n.args), default=0)
         if materialise(n):
             name = f"_n{i}"
             names[n] = name
             depth[n] = d + 1
+            if terminal:
+                expr = expr.cast(pl.Float32)  # an output nothing else reads: store it as Qlib's float32 at once
             pending.append((n, expr.alias(name)))
             values[n] = Value(pl.col(name), dtype, None, n)
         else:
@@ -140,14 +146,13 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
         return out
 
     drop_after: list[list[str]] = [[] for _ in range(n_layers)]
+    ready_after: list[list[str]] = [[] for _ in range(n_layers)]
     for h in ctx.helpers.values():
         drop_after[h.last_layer - 1].append(h.name)
     for n, name in names.items():
-        if n in root_nodes:
-            continue
         cons = materialised_consumers(n)
         last = max((depth[c] for c in cons), default=depth[n])
-        drop_after[last - 1].append(name)
+        (ready_after if n in root_nodes else drop_after)[last - 1].append(name)
 
     outputs: dict[str, str] = {}
     dtypes: dict[str, str] = {}
@@ -161,7 +166,7 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
         else:
             outputs[out_name] = names[root]
             dtypes[out_name] = values[root].dtype
-    return Plan(layers, drop_after, outputs, dtypes, constants, helper_steps)
+    return Plan(layers, drop_after, outputs, dtypes, constants, helper_steps, ready_after)
 
 
 def is_bool(dtype: str) -> bool:

@@ -1,12 +1,16 @@
-"""Vectorised numpy kernels for the few operators Polars has no exact rolling form for.
+"""Kernels for the few operators Polars has no exact rolling form for.
 
-They run on the engine's padded layout (see ``layout.py``): one long float64 column where every instrument's block
-starts with pad rows, ``first_real[i]`` is the index of the first real row of row ``i``'s block. No loop runs per
-instrument or per row: loops run over window offsets or over the ``log2(N)`` levels of a sparse table.
+They run on the engine's padded layout (see ``runner.py``): one long column where every instrument's block starts
+with pad rows, ``first_real[i]`` is the index of the first real row of row ``i``'s block. Rank, Quantile,
+IdxMax/IdxMin and the window sums are single-pass numba loops (direct window compares, a sorted window buffer, a
+monotonic deque, compensated running sums; no per-window sort) compiled once and cached, releasing the GIL so
+Polars runs several at once; the rarer moment kernels (Skew, Kurt, Mad, expanding EMA) are vectorised numpy loops
+over window offsets.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
@@ -23,36 +27,247 @@ def _window_count(valid: np.ndarray, start: np.ndarray) -> np.ndarray:
     return cs[np.arange(1, valid.size + 1)] - cs[start]
 
 
-def rolling_first_argmax(score: np.ndarray, valid: np.ndarray, window: int, first_real: np.ndarray) -> np.ndarray:
-    """1-based position in its window of the first maximum of ``score``; NaN where the window holds no valid value.
+@numba.njit(cache=True, nogil=True)
+def _start_of(i: int, window: int, first_real: np.ndarray) -> int:
+    """First row of row ``i``'s window, at most ``i + 1`` (an empty window on pad rows)."""
+    s = first_real[i]
+    if window > 0 and i - window + 1 > s:
+        s = i - window + 1
+    return min(s, i + 1)
 
-    A sparse table of first-argmax over power-of-two blocks answers every window with two lookups (O(n log N)).
-    ``score`` must already encode the ordering (NaN inputs mapped to +inf so the first NaN wins, as ``np.argmax``).
+
+@numba.njit(cache=True, nogil=True)
+def _first_argmax(x: np.ndarray, sign: float, window: int, first_real: np.ndarray, out: np.ndarray) -> None:
+    n = x.size
+    dq = np.empty(n, dtype=np.int64)  # indices, scores decreasing; an earlier equal score stays in front
+    score = np.empty(n, dtype=np.float64)
+    head = tail = lo = cnt = 0
+    for i in range(n):
+        v = x[i]
+        ok = not (np.isnan(v) or np.isinf(v))
+        sc = sign * v if ok else np.inf  # NaN (and inf, which Qlib's rolling sees as NaN) wins, as in np.argmax
+        score[i] = sc
+        while tail > head and score[dq[tail - 1]] < sc:
+            tail -= 1
+        dq[tail] = i
+        tail += 1
+        if ok:
+            cnt += 1
+        s = _start_of(i, window, first_real)
+        while lo < s:
+            u = x[lo]
+            if not (np.isnan(u) or np.isinf(u)):
+                cnt -= 1
+            lo += 1
+        while tail > head and dq[head] < s:
+            head += 1
+        out[i] = np.nan if cnt == 0 else float(dq[head] - s + 1)
+
+
+def rolling_first_argmax(x: np.ndarray, sign: float, window: int, first_real: np.ndarray) -> np.ndarray:
+    """1-based position in its window of the first maximum of ``sign * x`` (NaN and ±inf count as the maximum, as
+    ``np.argmax`` on Qlib's rolling values); NaN where the window holds no finite value."""
+    out = np.empty(x.size, dtype=np.float64)
+    _first_argmax(np.ascontiguousarray(x, dtype=np.float64), float(sign), int(window), first_real, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _lower(buf: np.ndarray, m: int, v: float) -> int:
+    """First index of the sorted ``buf[:m]`` whose value is not below ``v``."""
+    lo, hi = 0, m
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if buf[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _upper(buf: np.ndarray, m: int, v: float) -> int:
+    """First index of the sorted ``buf[:m]`` whose value is above ``v``."""
+    lo, hi = 0, m
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if buf[mid] <= v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, nogil=True)
+def _replace(buf: np.ndarray, m: int, old: float, new: float) -> None:
+    """In the sorted ``buf[:m]``, replace one ``old`` by ``new`` moving only the entries between the two."""
+    j = _lower(buf, m, old)
+    while j + 1 < m and buf[j + 1] < new:
+        buf[j] = buf[j + 1]
+        j += 1
+    while j > 0 and buf[j - 1] > new:
+        buf[j] = buf[j - 1]
+        j -= 1
+    buf[j] = new
+
+
+@numba.njit(cache=True, nogil=True)
+def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: np.ndarray, out: np.ndarray,
+                        rank: bool) -> None:
+    """Slide a sorted buffer of the window's non-NaN values; per row write the percentile rank of ``x[i]`` (``rank``)
+    or the linear-interpolated quantiles ``qs`` (one output row per q)."""
+    n = x.size
+    buf = np.empty(min(n, window) + 1 if window > 0 else n + 1, dtype=x.dtype)
+    m = lo = 0
+    for i in range(n):
+        v = x[i]
+        s = _start_of(i, window, first_real)
+        pending = not np.isnan(v)  # insert v, preferably by replacing a value that leaves the window
+        while lo < s:
+            u = x[lo]
+            lo += 1
+            if lo > i:  # an empty window (pad row): x[i] was never inserted
+                pending = False
+                continue
+            if np.isnan(u):
+                continue
+            if pending:
+                _replace(buf, m, u, v)
+                pending = False
+            else:
+                j = _lower(buf, m, u)
+                for k in range(j, m - 1):
+                    buf[k] = buf[k + 1]
+                m -= 1
+        if pending:
+            j = _lower(buf, m, v)
+            for k in range(m, j, -1):
+                buf[k] = buf[k - 1]
+            buf[j] = v
+            m += 1
+        if rank:
+            if np.isnan(v) or m == 0:
+                out[0, i] = np.nan
+            else:
+                a = _lower(buf, m, v)
+                b = _upper(buf, m, v)
+                out[0, i] = (a + ((b - a) + 1.0) / 2.0) / m
+            continue
+        for t in range(qs.size):
+            if m == 0:
+                out[t, i] = np.nan
+                continue
+            h = qs[t] * float(m - 1)
+            j = int(np.floor(h))
+            frac = h - j
+            vlo = float(buf[j])
+            if frac == 0:
+                out[t, i] = vlo
+            else:
+                out[t, i] = vlo + (float(buf[min(j + 1, m - 1)]) - vlo) * frac
+
+
+@numba.njit(cache=True, nogil=True)
+def _rank_direct(x: np.ndarray, window: int, first_real: np.ndarray, out: np.ndarray) -> None:
+    """Short windows: compare each value with its window directly (branch-free, vectorised by LLVM)."""
+    for i in range(x.size):
+        v = x[i]
+        s = _start_of(i, window, first_real)
+        below = same = cnt = 0
+        for j in range(s, i + 1):
+            u = x[j]
+            below += u < v
+            same += u == v
+            cnt += u == u
+        out[i] = np.nan if (np.isnan(v) or cnt == 0) else (below + (same + 1.0) / 2.0) / cnt
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add(acc: float, comp: float, v: float) -> tuple[float, float]:
+    """Neumaier-compensated ``acc + v``: a running sum along a 10^6-row column that adds and subtracts would
+    otherwise drift by far more than the window's own rounding."""
+    t = acc + v
+    if abs(acc) >= abs(v):
+        comp += (acc - t) + v
+    else:
+        comp += (v - t) + acc
+    return t, comp
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _terms(x: float, y: float, pair: bool) -> tuple[bool, float, float, float, float, float]:
+    """Whether a row counts, and its five summed quantities besides the count (see ``_window_sums``)."""
+    if pair:
+        return np.isfinite(x) and np.isfinite(y), x, y, x * y, x * x, y * y
+    return not np.isnan(x), y, y * y, x, x * y, x * x
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_sums(a: np.ndarray, b: np.ndarray, pair: bool, window: int, out: np.ndarray) -> None:
+    """Six running window sums per row in one pass.
+
+    ``pair``: rows where both ``a`` and ``b`` are finite count; sums of 1, a, b, ab, aa, bb (Corr/Cov).
+    Otherwise ``a`` is y, ``b`` the row's position k; rows where y is not NaN count: sums of 1, k, k^2, y, ky, y^2
+    (the regressions). Rows that do not count add nothing, as the zero-masked columns did.
     """
-    n = score.size
-    start = window_start(n, window, first_real)
-    length = np.arange(n, dtype=np.int64) - start + 1
-    length = np.maximum(length, 1)
-    max_len = int(length.max()) if n else 1
-    levels = [np.arange(n, dtype=np.int64)]
-    span = 1
-    while span * 2 <= max_len:
-        prev = levels[-1]
-        nxt = prev.copy()
-        left = prev[: n - span]
-        right = prev[span:]
-        take_right = score[right] > score[left]
-        nxt[: n - span] = np.where(take_right, right, left)
-        levels.append(nxt)
-        span *= 2
-    table = np.stack(levels)
-    level = np.floor(np.log2(length)).astype(np.int64)
-    a = table[level, start]
-    b = table[level, np.arange(n, dtype=np.int64) - (1 << level) + 1]
-    sa, sb = score[a], score[b]
-    best = np.where(sb > sa, b, np.where(sb == sa, np.minimum(a, b), a))
-    out = (best - start + 1).astype(np.float64)
-    out[_window_count(valid, start) == 0] = np.nan
+    s0 = s1 = s2 = s3 = s4 = s5 = 0.0
+    c0 = c1 = c2 = c3 = c4 = c5 = 0.0
+    for i in range(a.size):
+        ok, q1, q2, q3, q4, q5 = _terms(a[i], b[i], pair)
+        if ok:
+            s0, c0 = _add(s0, c0, 1.0)
+            s1, c1 = _add(s1, c1, q1)
+            s2, c2 = _add(s2, c2, q2)
+            s3, c3 = _add(s3, c3, q3)
+            s4, c4 = _add(s4, c4, q4)
+            s5, c5 = _add(s5, c5, q5)
+        if i >= window:
+            ok, q1, q2, q3, q4, q5 = _terms(a[i - window], b[i - window], pair)
+            if ok:
+                s0, c0 = _add(s0, c0, -1.0)
+                s1, c1 = _add(s1, c1, -q1)
+                s2, c2 = _add(s2, c2, -q2)
+                s3, c3 = _add(s3, c3, -q3)
+                s4, c4 = _add(s4, c4, -q4)
+                s5, c5 = _add(s5, c5, -q5)
+        out[0, i] = s0 + c0
+        out[1, i] = s1 + c1
+        out[2, i] = s2 + c2
+        out[3, i] = s3 + c3
+        out[4, i] = s4 + c4
+        out[5, i] = s5 + c5
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_sum(x: np.ndarray, window: int, out: np.ndarray) -> None:
+    acc = comp = 0.0
+    for i in range(x.size):
+        acc, comp = _add(acc, comp, x[i])
+        if i >= window:
+            acc, comp = _add(acc, comp, -x[i - window])
+        out[i] = acc + comp
+
+
+def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
+    """Window sums of a NaN-free float64 column (the engine's pads hold 0, so windows never mix instruments)."""
+    out = np.empty(x.size, dtype=np.float64)
+    _window_sum(np.ascontiguousarray(x, dtype=np.float64), int(window), out)
+    return out
+
+
+def pair_window_sums(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
+    """Rows n, sx, sy, sxy, sxx, syy of the window sums over rows where x and y are both finite."""
+    out = np.empty((6, x.size), dtype=np.float64)
+    _window_sums(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64), True,
+                 int(window), out)
+    return out
+
+
+def regression_window_sums(y: np.ndarray, k: np.ndarray, window: int) -> np.ndarray:
+    """Rows n, sk, skk, sy, sky, syy of the window sums over rows where y is not NaN (k: position in the block)."""
+    out = np.empty((6, y.size), dtype=np.float64)
+    _window_sums(np.ascontiguousarray(y, dtype=np.float64), np.ascontiguousarray(k, dtype=np.float64), False,
+                 int(window), out)
     return out
 
 
@@ -158,75 +373,27 @@ def rolling_central_moments(x: np.ndarray, window: int, first_real: np.ndarray, 
     return out
 
 
-_CHUNK = 1 << 15
-
-
-def _lagged(x: np.ndarray, c0: int, c1: int, j: int) -> np.ndarray:
-    """x[c0-j : c1-j], NaN-filled before the array start."""
-    lo = c0 - j
-    if lo >= 0:
-        return x[lo : c1 - j]
-    return np.concatenate([np.full(-lo, np.nan, dtype=x.dtype), x[: c1 - j]])
-
-
 def rolling_rank_pct(x: np.ndarray, window: int, first_real: np.ndarray) -> np.ndarray:
-    """pandas ``rolling(N, min_periods=1).rank(pct=True)``: (values below + (ties incl. itself + 1) / 2) / count.
-
-    Rolling windows compare each row with its strided window in cache-sized chunks (needs ``window - 1`` NaN pad
-    rows before each instrument, which the engine's layout has); expanding windows loop over offsets.
-    """
-    n = x.size
-    start = window_start(n, window, first_real)
-    valid = ~np.isnan(x)
-    cnt = _window_count(valid, start).astype(np.float64)
-    below = np.zeros(n, dtype=np.float64)
-    same = np.zeros(n, dtype=np.float64)
-    if window > 0:
-        view = np.lib.stride_tricks.sliding_window_view(
-            np.concatenate([np.full(window - 1, np.nan, dtype=x.dtype), x]), window
-        )
-        for c0 in range(0, n, _CHUNK):
-            c1 = min(n, c0 + _CHUNK)
-            block, cur = view[c0:c1], x[c0:c1, None]
-            below[c0:c1] = np.count_nonzero(block < cur, axis=1)
-            same[c0:c1] = np.count_nonzero(block == cur, axis=1)
-    else:
-        idx = np.arange(n, dtype=np.int64)
-        for j in range(int((idx - start).max()) + 1 if n else 0):
-            seg = np.concatenate([np.full(j, np.nan, dtype=x.dtype), x[: n - j]])
-            inside = idx - j >= start
-            below += (seg < x) & inside
-            same += (seg == x) & inside
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (below + (same + 1.0) / 2.0) / cnt
-    out[~valid] = np.nan
-    return out
+    """pandas ``rolling(N, min_periods=1).rank(pct=True)``: (values below + (ties incl. itself + 1) / 2) / count;
+    ``window == 0`` is the expanding window. Comparisons run in ``x``'s dtype (float32 stays float32)."""
+    if 0 < window <= 128:
+        out1 = np.empty(x.size, dtype=np.float64)
+        _rank_direct(np.ascontiguousarray(x), int(window), first_real, out1)
+        return out1
+    out = np.empty((1, x.size), dtype=np.float64)
+    _sorted_window_pass(np.ascontiguousarray(x), int(window), first_real, np.zeros(0), out, True)
+    return out[0]
 
 
-def rolling_quantiles(x: np.ndarray, window: int, qs: list[float]) -> dict[float, np.ndarray]:
-    """pandas' linear-interpolated rolling quantiles (``min_periods=1``, NaN skipped) for several ``q`` at once.
+def rolling_quantiles(x: np.ndarray, window: int, qs: list[float], first_real: np.ndarray) -> dict[float, np.ndarray]:
+    """pandas' linear-interpolated rolling quantiles (``min_periods=1``, NaN skipped) for several ``q`` in one pass;
+    ``window == 0`` is the expanding window."""
+    out = np.empty((len(qs), x.size), dtype=np.float64)
+    _sorted_window_pass(np.ascontiguousarray(x), int(window), first_real, np.asarray(qs, dtype=np.float64), out, False)
+    return {q: out[t] for t, q in enumerate(qs)}
 
-    Rows are windows of a strided view sorted in chunks (NaN sorts last, so the first ``count`` entries of a sorted
-    window are its values). Needs ``window - 1`` NaN rows before each instrument (the engine's pads).
-    """
-    n = x.size
-    padded = np.concatenate([np.full(window - 1, np.nan, dtype=x.dtype), x])
-    view = np.lib.stride_tricks.sliding_window_view(padded, window)
-    out = {q: np.empty(n, dtype=np.float64) for q in qs}
-    for c0 in range(0, n, _CHUNK):
-        c1 = min(n, c0 + _CHUNK)
-        block = np.sort(view[c0:c1], axis=1)
-        cnt = window - np.isnan(block).sum(axis=1)
-        rows = np.arange(c1 - c0)
-        for q in qs:
-            h = q * (cnt - 1).astype(np.float64)
-            lo = np.floor(h).astype(np.int64)
-            lo_c = np.clip(lo, 0, window - 1)
-            hi_c = np.clip(lo + 1, 0, window - 1)
-            vlo = block[rows, lo_c].astype(np.float64)
-            vhi = block[rows, hi_c].astype(np.float64)
-            frac = h - lo
-            val = np.where(frac == 0, vlo, vlo + (vhi - vlo) * frac)
-            val[cnt == 0] = np.nan
-            out[q][c0:c1] = val
-    return out
+
+
+# numba imports its numpy support (and scipy's BLAS check) lazily, on the first call of any kernel: about 0.4 s.
+# Pay it when the engine is imported, with polars and numba themselves, instead of inside the first compute.
+_start_of(0, 1, np.zeros(1, dtype=np.int64))

@@ -68,6 +68,7 @@ class Ctx:
         self.first_real = first_real
         self.pad_rows = pad_rows
         self.layer = 1
+        self.terminal = False  # compiling an output no other expression reads
         self.helpers: dict[object, Helper] = {}
         self.quantiles: dict[object, set[float]] = {}
         self.kernel_cache: dict[object, dict] = {}
@@ -96,7 +97,10 @@ class Ctx:
                 self._lower(dep, layer)
 
     def finish(self, expr: pl.Expr) -> pl.Expr:
-        """Null on pad rows, NaN (Qlib's missing value) on real rows without a result."""
+        """Null on pad rows, NaN (Qlib's missing value) on real rows without a result. An output nothing else reads
+        (``terminal``) skips the pad mask: its pad rows are dropped, never read."""
+        if self.terminal:
+            return expr.fill_null(NAN)
         return pl.when(self.pad).then(None).otherwise(expr.fill_null(NAN))
 
     def roll(self, expr: pl.Expr, n: int, fn: Callable[[pl.Expr, int], pl.Expr]) -> pl.Expr:
@@ -109,7 +113,9 @@ class Ctx:
         """Window sum of a null-free column (pads hold 0)."""
         if n == 0:
             return expr.cum_sum().over(self.group)
-        return expr.rolling_sum(n, min_samples=1)
+        return expr.map_batches(
+            lambda s: pl.Series(kernels.rolling_sum(s.fill_null(0.0).to_numpy(), n)), return_dtype=pl.Float64
+        )
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------------
@@ -527,6 +533,28 @@ def wsum(ctx: Ctx, v: Value, n: int, what: str, build: Callable[[], pl.Expr]) ->
     return ctx.shared(("wsum", what, v.key, n), lambda: ctx.roll_sum(col, n))
 
 
+def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> dict[str, pl.Expr]:
+    """The six window sums a regression (``kind="reg"``: y=a, k=b) or a Corr/Cov pair (``"pair"``) needs, from one
+    kernel pass over the two inputs (nulls, the pads, count as missing)."""
+    names = PAIR_SUMS if kind == "pair" else REG_SUMS
+    fn = kernels.pair_window_sums if kind == "pair" else kernels.regression_window_sums
+
+    def run(s: pl.Series) -> pl.Series:
+        sums = fn(s.struct.field("a").to_numpy(), s.struct.field("b").to_numpy(), n)
+        return pl.DataFrame({w: sums[i] for i, w in enumerate(names)}).to_struct(s.name)
+
+    def build() -> pl.Expr:
+        rows = pl.struct([a.cast(pl.Float64).alias("a"), b.cast(pl.Float64).alias("b")])
+        return rows.map_batches(run, return_dtype=pl.Struct({w: pl.Float64 for w in names}))
+
+    col = ctx.shared(("wsums", kind, key, n), build)
+    return {w: col.struct.field(w) for w in names}
+
+
+PAIR_SUMS = ("both", "xz", "yz", "xy", "xx", "yy")
+REG_SUMS = ("ind", "ik", "ik2", "yz", "kyz", "yz2")
+
+
 def rolling_std(ctx: Ctx, v: Value, n: int) -> pl.Expr:
     return ctx.shared(
         ("std", v.key, n), lambda: ctx.roll(prep(ctx, v), n, lambda e, w: e.rolling_std(w, min_samples=1, ddof=1))
@@ -595,19 +623,18 @@ class Quantile(Rolling):
 
 
 def quantile(ctx: Ctx, v: Value, n: int, q: float) -> pl.Expr:
-    """One window sort serves every quantile asked of the same input and window (QTLU and QTLD share it)."""
+    """One window pass serves every quantile asked of the same input and window (QTLU and QTLD share it)."""
     xp = prep(ctx, v)
-    if n == 0:
-        return ctx.roll(xp, 0, lambda e, w: e.rolling_quantile(q, "linear", w, min_samples=1))
     state = ctx.kernel_cache.setdefault(("quantiles", v.key, n), {"qs": set(), "out": {}, "lock": threading.Lock()})
     state["qs"].add(q)
-    f32 = v.dtype == F32
+    f32, first_real = v.dtype == F32, ctx.first_real
 
     def run(s: pl.Series) -> pl.Series:
         with state["lock"]:
             if q not in state["out"]:
                 x = s.fill_null(NAN).to_numpy()
-                state["out"].update(kernels.rolling_quantiles(x.astype(np.float32) if f32 else x, n, sorted(state["qs"])))
+                x = x.astype(np.float32) if f32 else x
+                state["out"].update(kernels.rolling_quantiles(x, n, sorted(state["qs"]), first_real))
             return pl.Series(state["out"].pop(q))
 
     return xp.map_batches(run, return_dtype=pl.Float64)
@@ -739,15 +766,9 @@ class IdxMax(Rolling):
         first_real, sign = ctx.first_real, self.sign
 
         def run(s: pl.Series) -> pl.Series:
-            x = s.to_numpy()  # null (pad) -> NaN
-            pad = s.is_null().to_numpy()
-            score = np.where(np.isnan(x), np.inf, sign * x)
-            valid = ~pad & ~np.isnan(x)
-            return pl.Series(kernels.rolling_first_argmax(score, valid, n, first_real))
+            return pl.Series(kernels.rolling_first_argmax(s.to_numpy(), sign, n, first_real))  # null (pad) -> NaN
 
-        x = ins[0].expr.cast(pl.Float64)
-        prepped = ctx.shared(("argprep", ins[0].key), lambda: pl.when(x.is_infinite()).then(NAN).otherwise(x))
-        return prepped.map_batches(run, return_dtype=pl.Float64)
+        return ins[0].expr.cast(pl.Float64).map_batches(run, return_dtype=pl.Float64)
 
 
 class IdxMin(IdxMax):
@@ -768,13 +789,19 @@ class _Regression(Rolling):
         ind_b = lambda: (y.is_not_null() & ~y.is_nan()).cast(pl.Float64)  # noqa: E731
         yz_b = lambda: pl.when(y.is_not_null() & ~y.is_nan()).then(y).otherwise(0.0)  # noqa: E731
         k = ctx.k
-        ind = ctx.shared(("row", "ind", v.key), ind_b)
-        yz = ctx.shared(("row", "yz", v.key), yz_b)
-        cnt = wsum(ctx, v, n, "ind", lambda: ind)
-        sk = wsum(ctx, v, n, "ik", lambda: ind * k)
-        sk2 = wsum(ctx, v, n, "ik2", lambda: ind * k * k)
-        sy = wsum(ctx, v, n, "yz", lambda: yz)
-        sky = wsum(ctx, v, n, "kyz", lambda: yz * k)
+        if n == 0:
+            sums = {
+                "ind": wsum(ctx, v, n, "ind", ind_b),
+                "ik": wsum(ctx, v, n, "ik", lambda: ind_b() * k),
+                "ik2": wsum(ctx, v, n, "ik2", lambda: ind_b() * k * k),
+                "yz": wsum(ctx, v, n, "yz", yz_b),
+                "kyz": wsum(ctx, v, n, "kyz", lambda: yz_b() * k),
+            }
+            if self.name == "Rsquare":
+                sums["yz2"] = wsum(ctx, v, n, "yz2", lambda: yz_b() * yz_b())
+        else:
+            sums = wsums(ctx, "reg", v.key, n, y, k)
+        cnt, sk, sk2, sy, sky = sums["ind"], sums["ik"], sums["ik2"], sums["yz"], sums["kyz"]
         c = (k - float(n)) if n > 0 else pl.lit(float(ctx.pad_rows - 1))
         key = (v.key, n)
         x = ctx.shared(("reg_x", key), lambda: sk - c * cnt)
@@ -788,7 +815,7 @@ class _Regression(Rolling):
             "y": sy,
             "xy": xy,
             "slope": slope,
-            "sy2": wsum(ctx, v, n, "yz2", lambda: yz * yz) if self.name == "Rsquare" else None,
+            "sy2": sums.get("yz2"),
             "xcur": k - c,
             "raw": y,
         }
@@ -837,17 +864,26 @@ class _PairRolling(Rolling):
         a, b = ins
         key = (a.key, b.key)
         x, y = a.expr.cast(pl.Float64), b.expr.cast(pl.Float64)
-        both = ctx.shared(("both", key), lambda: x.is_finite() & y.is_finite())  # pandas: x + 0*y, inf as NaN
-        xz = ctx.shared(("xz", key), lambda: pl.when(both).then(x).otherwise(0.0))
-        yz = ctx.shared(("yz", key), lambda: pl.when(both).then(y).otherwise(0.0))
-        pv = Value(None, F64, None, key)
-        cnt = wsum(ctx, pv, n, "both", lambda: both.cast(pl.Float64))
-        sx = wsum(ctx, pv, n, "xz", lambda: xz)
-        sy = wsum(ctx, pv, n, "yz", lambda: yz)
+        both = lambda: x.is_finite() & y.is_finite()  # noqa: E731 - pandas: x + 0*y, inf as NaN
+        xz = lambda: pl.when(both()).then(x).otherwise(0.0)  # noqa: E731
+        yz = lambda: pl.when(both()).then(y).otherwise(0.0)  # noqa: E731
+        if n == 0:
+            pv = Value(None, F64, None, key)
+            sums = {
+                "both": wsum(ctx, pv, n, "both", lambda: both().cast(pl.Float64)),
+                "xz": wsum(ctx, pv, n, "xz", xz),
+                "yz": wsum(ctx, pv, n, "yz", yz),
+                "xy": wsum(ctx, pv, n, "xy", lambda: xz() * yz()),
+                "xx": wsum(ctx, pv, n, "xx", lambda: xz() * xz()),
+                "yy": wsum(ctx, pv, n, "yy", lambda: yz() * yz()),
+            }
+        else:
+            sums = wsums(ctx, "pair", key, n, x, y)
+        cnt, sx, sy = sums["both"], sums["xz"], sums["yz"]
         mx, my = sx / cnt, sy / cnt
-        cov_b = wsum(ctx, pv, n, "xy", lambda: xz * yz) / cnt - mx * my
-        vx = wsum(ctx, pv, n, "xx", lambda: xz * xz) / cnt - mx * mx
-        vy = wsum(ctx, pv, n, "yy", lambda: yz * yz) / cnt - my * my
+        cov_b = sums["xy"] / cnt - mx * my
+        vx = sums["xx"] / cnt - mx * mx
+        vy = sums["yy"] / cnt - my * my
         return {"n": cnt, "cov_b": cov_b, "vx": vx, "vy": vy}
 
 

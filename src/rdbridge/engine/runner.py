@@ -3,8 +3,10 @@
 The panel (``instrument``, ``datetime``, Float32 fields; sorted; dense per instrument) is laid out as one long
 column per field in which every instrument's block is preceded by ``P`` null pad rows, P being the longest window
 or shift of the request. Rolling windows then run over whole columns (fast, parallel Polars kernels) and still
-never mix instruments; Qlib's partial windows at the start of a history fall out naturally. Pads are dropped at
-the end, so the output rows are the panel's rows, in the panel's order.
+never mix instruments; Qlib's partial windows at the start of a history fall out naturally. Requests are evaluated
+in groups of expressions (``chunks``); each finished output leaves the work frame at once as float32 without its
+pad rows, so peak memory is the output plus one group's live intermediates, and the output rows are the panel's
+rows, in the panel's order.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import polars as pl
 
 from rdbridge.engine.ast import Node, fields_of
 from rdbridge.engine.compiler import canonical, lookback, plan
-from rdbridge.engine.ops import BOOL, CompileError, Ctx
+from rdbridge.engine.ops import CompileError, Ctx
 from rdbridge.engine.parser import ExpressionSyntaxError, parse
 from rdbridge.engine.pyfactors import run_pyfactors
 
@@ -166,35 +168,20 @@ def compute(
     all_nodes = [n for r in roots.values() for n in _walk_all(r)]
     pad = lookback(all_nodes)
     layout = build_layout(panel["instrument"], pad)
-    ctx = Ctx(layout.max_block, layout.first_real, pad)
-    try:
-        p = plan(roots, ctx, {f: f for f in needed})
-    except CompileError as exc:
-        raise ValueError(f"cannot compile the request: {exc}") from exc
-    report.step(f"planned {len(roots)} expressions: {sum(len(x) for x in p.layers)} columns in {len(p.layers)} layers")
-
-    work = layout.frame(panel, sorted(needed))
-    for i, layer in enumerate(p.layers):
-        for step in p.helper_steps[i]:
-            if step:
-                work = work.with_columns([e for _, e in step])
-        work = work.with_columns([e for _, e in layer])
-        if p.drop_after[i]:
-            work = work.drop(p.drop_after[i])
-        report.step(f"layer {i + 1}/{len(p.layers)}: {len(layer)} columns")
-
-    real = work.filter(~pl.col("_pad")) if pad else work
+    base = layout.frame(panel, sorted(needed))
+    finished: dict[str, pl.Series] = {}  # requested name -> its real rows as Float32 (Qlib's output dtype)
+    for group in chunks(roots):
+        finished.update(_evaluate(group, base, layout, needed, report))
+    del base
     out_cols: list[pl.Series] = [panel["instrument"].cast(pl.Utf8), panel["datetime"]]
     for name in exprs:
-        if name in p.constants:
-            out_cols.append(pl.Series(name, np.full(panel.height, p.constants[name], dtype=np.float32)))
+        if name not in finished:  # a constant expression
+            value = float(roots[name].value)  # type: ignore[attr-defined]
+            out_cols.append(pl.Series(name, np.full(panel.height, value, dtype=np.float32)))
             continue
-        col = real[p.outputs[name]]
-        if p.output_dtypes[name] == BOOL:
-            col = col.cast(pl.Float32)
-        out_cols.append(col.cast(pl.Float32).alias(name))
+        out_cols.append(finished[name].alias(name))
     out = pl.DataFrame(out_cols)
-    del work, real
+    del finished
     if pyfactors:
         extra = run_pyfactors(panel, pyfactors)
         out = out.with_columns(extra)
@@ -208,6 +195,56 @@ def compute(
             cond = cond & (pl.col("datetime") <= hi)
         out = out.filter(cond)
     return out
+
+
+CHUNK_ROOTS = 64
+"""Expressions evaluated together: enough columns per layer to keep every core busy, few enough that the live
+intermediates stay a small multiple of one column while finished outputs accumulate as float32."""
+
+
+def chunks(roots: Mapping[str, Node]) -> list[dict[str, Node]]:
+    """Split the request into groups of at most ``CHUNK_ROOTS`` expressions, keeping expressions with the same
+    longest window together (Alpha158's families per window share their rolling sums, sorts and deviations)."""
+    order = sorted(roots, key=lambda name: lookback(_walk_all(roots[name])))
+    return [{name: roots[name] for name in order[i : i + CHUNK_ROOTS]} for i in range(0, len(order), CHUNK_ROOTS)]
+
+
+def _evaluate(
+    roots: Mapping[str, Node], base: pl.DataFrame, layout: Layout, needed: set[str], report: _Progress
+) -> dict[str, pl.Series]:
+    """Plan and run one group of expressions on the padded ``base`` frame; returns name -> Float32 real rows."""
+    pad = layout.pad_rows
+    ctx = Ctx(layout.max_block, layout.first_real, pad)
+    try:
+        p = plan(roots, ctx, {f: f for f in needed})
+    except CompileError as exc:
+        raise ValueError(f"cannot compile the request: {exc}") from exc
+    work = base
+    done: dict[str, pl.Series] = {}  # output column -> real rows, Float32
+
+    def take(columns: list[str]) -> None:
+        """Move finished outputs out of the work frame as soon as no later layer reads them: the frame then holds
+        only live intermediates, and each output is kept once, as float32, without pad rows."""
+        nonlocal work
+        real = ~pl.col("_pad")
+        got = work.select([(pl.col(c).filter(real) if pad else pl.col(c)).cast(pl.Float32) for c in columns])
+        done.update((c, got[c]) for c in columns)
+        work = work.drop([c for c in columns if c not in needed])
+
+    for i, layer in enumerate(p.layers):
+        for step in p.helper_steps[i]:
+            if step:
+                work = work.with_columns([e for _, e in step])
+        work = work.with_columns([e for _, e in layer])
+        if p.drop_after[i]:
+            work = work.drop(p.drop_after[i])
+        if p.ready_after[i]:
+            take(p.ready_after[i])
+    fields_out = sorted({c for c in p.outputs.values() if c not in done})
+    if fields_out:
+        take(fields_out)
+    report.step(f"{len(roots)} expressions: {sum(len(x) for x in p.layers)} columns in {len(p.layers)} layers")
+    return {name: done[col] for name, col in p.outputs.items()}
 
 
 def _walk_all(root: Node) -> list[Node]:
