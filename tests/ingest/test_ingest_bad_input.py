@@ -107,6 +107,19 @@ def test_damage_after_a_good_ingest_loses_nothing(db_url: str, trace: tracegen.T
     assert len(errored) == 2
 
 
+def test_unreadable_feedback_after_a_good_ingest_keeps_the_loop_final(db_url: str,
+                                                                       trace: tracegen.TracePaths) -> None:
+    _ingest(trace, db_url)
+    before = loops_by_id(db_url)[2]
+    assert (before.status, before.materialization_status) == ("completed", "pending")
+    tracegen.tamper_pickle(_pickle(trace.run_dir, 2, "feedback"))
+    _ingest(trace, db_url)
+    after = loops_by_id(db_url)[2]
+    assert after.error is not None and "tampered" in {e["kind"] for e in after.errors_json}
+    assert (after.status, after.action, after.decision) == ("completed", before.action, before.decision)
+    assert after.feedback_json == before.feedback_json
+
+
 def test_errors_are_retried_and_cleared_when_fixed(sqlite_url: str, trace: tracegen.TracePaths) -> None:
     ids = tracegen.loop_workspace_ids(0)
     moved = trace.workspace_root / ids["experiment"]

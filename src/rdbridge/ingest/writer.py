@@ -95,7 +95,7 @@ def write_loop(session: Session, task_run_id: str, snap: LoopSnapshot, fingerpri
     session.flush()
     # The materialization state machine: a loop that reaches a final state is queued; one that changed after
     # being materialized (or while a worker holds it) is queued again and the worker's lease is revoked.
-    if snap.status in FINAL:
+    if loop.status in FINAL:
         if loop.materialization_status is None:
             state.mark_pending(session, loop, now=now)
         elif loop.materialization_status != "pending":
@@ -132,8 +132,11 @@ def _set_loop_fields(loop: Loop, snap: LoopSnapshot, *, keep_old: bool) -> None:
         "best_workspace_id": _best_workspace(snap),
         "started_at_utc": snap.started_at_utc,
     }
+    # A damaged re-read must not undo what a good read established: no fact becomes None, and the loop's
+    # action and progress (a loop whose feedback became unreadable did not go back to "running") stay as they were.
+    sticky = {"action", "status", "last_step"} if keep_old else set()
     for k, v in values.items():
-        if keep_old and v is None:
+        if keep_old and (v is None or (k in sticky and getattr(loop, k) is not None)):
             continue
         setattr(loop, k, v)
     loop.has_result = 1 if loop.metrics_json else 0
