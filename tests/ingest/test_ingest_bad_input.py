@@ -107,17 +107,24 @@ def test_damage_after_a_good_ingest_loses_nothing(db_url: str, trace: tracegen.T
     assert len(errored) == 2
 
 
-def test_unreadable_feedback_after_a_good_ingest_keeps_the_loop_final(db_url: str,
-                                                                       trace: tracegen.TracePaths) -> None:
+@pytest.mark.parametrize("damage", ["tampered", "deleted"])
+def test_lost_feedback_after_a_good_ingest_keeps_the_loop_final(db_url: str, trace: tracegen.TracePaths,
+                                                                damage: str) -> None:
     _ingest(trace, db_url)
     before = loops_by_id(db_url)[2]
     assert (before.status, before.materialization_status) == ("completed", "pending")
-    tracegen.tamper_pickle(_pickle(trace.run_dir, 2, "feedback"))
-    _ingest(trace, db_url)
+    feedback = _pickle(trace.run_dir, 2, "feedback")
+    if damage == "tampered":
+        tracegen.tamper_pickle(feedback)
+    else:
+        feedback.unlink()
+    report = _ingest(trace, db_url)
+    assert report.counts.loops_updated == 1
     after = loops_by_id(db_url)[2]
-    assert after.error is not None and "tampered" in {e["kind"] for e in after.errors_json}
+    if damage == "tampered":
+        assert after.error is not None and "tampered" in {e["kind"] for e in after.errors_json}
     assert (after.status, after.action, after.decision) == ("completed", before.action, before.decision)
-    assert after.feedback_json == before.feedback_json
+    assert after.feedback_json == before.feedback_json and after.metrics_json == before.metrics_json
 
 
 def test_errors_are_retried_and_cleared_when_fixed(sqlite_url: str, trace: tracegen.TracePaths) -> None:

@@ -85,7 +85,9 @@ def write_loop(session: Session, task_run_id: str, snap: LoopSnapshot, fingerpri
                         action=snap.action, status=snap.status, has_result=0, materialization_attempts=0,
                         created_at_utc=now)
             session.add(loop)
-        keep_old = (not created) and bool(snap.errors)
+        # RD-Agent only ever adds to a trace, so a re-read that knows less (a file unreadable, tampered or
+        # deleted since) must not erase what an earlier read stored: re-reads merge, they never forget.
+        keep_old = not created
         _set_loop_fields(loop, snap, keep_old=keep_old)
         loop.trace_fingerprint = fingerprint
         loop.signature_status = snap.signature
@@ -132,11 +134,10 @@ def _set_loop_fields(loop: Loop, snap: LoopSnapshot, *, keep_old: bool) -> None:
         "best_workspace_id": _best_workspace(snap),
         "started_at_utc": snap.started_at_utc,
     }
-    # A damaged re-read must not undo what a good read established: no fact becomes None, and the loop's
-    # action and progress (a loop whose feedback became unreadable did not go back to "running") stay as they were.
-    sticky = {"action", "status", "last_step"} if keep_old else set()
+    # On a re-read no fact becomes None, and a finished loop never goes back to "running".
+    regressed = keep_old and loop.status in FINAL and snap.status not in FINAL
     for k, v in values.items():
-        if keep_old and (v is None or (k in sticky and getattr(loop, k) is not None)):
+        if keep_old and (v is None or (regressed and k in ("status", "last_step"))):
             continue
         setattr(loop, k, v)
     loop.has_result = 1 if loop.metrics_json else 0
