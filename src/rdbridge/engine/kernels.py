@@ -397,3 +397,57 @@ def rolling_quantiles(x: np.ndarray, window: int, qs: list[float], first_real: n
 # numba imports its numpy support (and scipy's BLAS check) lazily, on the first call of any kernel: about 0.4 s.
 # Pay it when the engine is imported, with polars and numba themselves, instead of inside the first compute.
 _start_of(0, 1, np.zeros(1, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _one_var(n: float, s: float, ss: float) -> float:
+    """Sample variance (ddof=1) from a count, a sum and a sum of squares; NaN under two values."""
+    if n < 1.5:
+        return np.nan
+    return max((ss - s * s / n) / (n - 1.0), 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _own_sums(x: np.ndarray, window: int, out: np.ndarray) -> None:
+    """Rows n, s, ss: window count, sum and sum of squares of ``x``'s own finite values."""
+    s0 = s1 = s2 = c0 = c1 = c2 = 0.0
+    for i in range(x.size):
+        v = x[i]
+        if np.isfinite(v):
+            s0, c0 = _add(s0, c0, 1.0)
+            s1, c1 = _add(s1, c1, v)
+            s2, c2 = _add(s2, c2, v * v)
+        if i >= window:
+            v = x[i - window]
+            if np.isfinite(v):
+                s0, c0 = _add(s0, c0, -1.0)
+                s1, c1 = _add(s1, c1, -v)
+                s2, c2 = _add(s2, c2, -v * v)
+        out[0, i] = s0 + c0
+        out[1, i] = s1 + c1
+        out[2, i] = s2 + c2
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_sums_flat(a: np.ndarray, b: np.ndarray, window: int, limit: float, out: np.ndarray) -> None:
+    """``_window_sums``' six pair sums, plus (row 6) 1.0 where either input's own std (over its finite values, as
+    a separate ``Std`` would see them) is at most ``limit``: Qlib's flat-window test for Corr."""
+    _window_sums(a, b, True, window, out)
+    own = np.empty((3, a.size))
+    lim2 = limit * limit
+    _own_sums(a, window, own)
+    for i in range(a.size):
+        out[6, i] = 1.0 if _one_var(own[0, i], own[1, i], own[2, i]) <= lim2 else 0.0
+    _own_sums(b, window, own)
+    for i in range(a.size):
+        if _one_var(own[0, i], own[1, i], own[2, i]) <= lim2:
+            out[6, i] = 1.0
+
+
+def pair_sums_flat(x: np.ndarray, y: np.ndarray, window: int, limit: float) -> np.ndarray:
+    """Rows n, sx, sy, sxy, sxx, syy of ``pair_window_sums``, and a row flagging windows where the std of x or of
+    y (each over its own finite values, ddof=1, two values at least) is at most ``limit``."""
+    out = np.empty((7, x.size), dtype=np.float64)
+    _pair_sums_flat(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64),
+                    int(window), float(limit), out)
+    return out
