@@ -45,7 +45,12 @@ def resolve_workspace(recorded_path: Any, workspace_root: Path) -> tuple[str | N
     if name is None:
         return None, None
     candidate = Path(workspace_root) / name
-    return name, (candidate if candidate.is_dir() else None)
+    if not candidate.is_dir():
+        return name, None
+    # a workspace folder that is a link out of the workspace root is treated as missing: we never read outside it
+    if not _inside(Path(os.path.realpath(candidate)), Path(os.path.realpath(workspace_root))):
+        return name, None
+    return name, candidate
 
 
 # --------------------------------------------------------------------------------------------------------------------
