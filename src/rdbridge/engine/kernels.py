@@ -397,3 +397,55 @@ def rolling_quantiles(x: np.ndarray, window: int, qs: list[float], first_real: n
 # numba imports its numpy support (and scipy's BLAS check) lazily, on the first call of any kernel: about 0.4 s.
 # Pay it when the engine is imported, with polars and numba themselves, instead of inside the first compute.
 _start_of(0, 1, np.zeros(1, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _corr_from_sums(s: np.ndarray, out: np.ndarray) -> None:
+    for i in range(s.shape[1]):
+        n = s[0, i]
+        if n >= 2.0:
+            mx = s[1, i] / n
+            my = s[2, i] / n
+            cov = s[3, i] / n - mx * my
+            vx = s[4, i] / n - mx * mx
+            vy = s[5, i] / n - my * my
+            vx = vx if vx > 0.0 else 0.0
+            vy = vy if vy > 0.0 else 0.0
+            out[i] = cov / np.sqrt(vx * vy)
+        else:
+            out[i] = np.nan
+
+
+def corr_from_sums(sums: np.ndarray) -> np.ndarray:
+    """Pearson correlation per row from ``pair_window_sums``' rows (population moments; a zero or negative
+    rounding-level variance counts as 0), NaN under two pairs: one loop instead of a dozen column expressions."""
+    out = np.empty(sums.shape[1], dtype=np.float64)
+    _corr_from_sums(np.ascontiguousarray(sums, dtype=np.float64), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _regression_from_sums(s: np.ndarray, y: np.ndarray, k: np.ndarray, window: int, out: np.ndarray) -> None:
+    for i in range(s.shape[1]):
+        cnt, sk, sk2, sy, sky, syy = s[0, i], s[1, i], s[2, i], s[3, i], s[4, i], s[5, i]
+        c = k[i] - window
+        x = sk - c * cnt
+        x2 = sk2 - 2.0 * c * sk + c * c * cnt
+        xy = sky - c * sy
+        num = cnt * xy - x * sy
+        sxx = cnt * x2 - x * x
+        slope = num / sxx
+        out[0, i] = slope
+        out[1, i] = y[i] - (slope * (k[i] - c) + (sy / cnt - slope * (x / cnt)))
+        r = num / np.sqrt(sxx * (cnt * syy - sy * sy))
+        out[2, i] = r * r
+
+
+def regression_from_sums(sums: np.ndarray, y: np.ndarray, k: np.ndarray, window: int) -> np.ndarray:
+    """Rows slope, residual, r^2 of Qlib's rolling regression on x = 1..window from ``regression_window_sums``'
+    rows (k: each row's position in its block, so a window member at k sits at x = k - (k_now - window)); one loop
+    instead of a dozen column expressions. NaN propagates where a window has too few values."""
+    out = np.empty((3, sums.shape[1]), dtype=np.float64)
+    _regression_from_sums(np.ascontiguousarray(sums, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64),
+                          np.ascontiguousarray(k, dtype=np.float64), int(window), out)
+    return out

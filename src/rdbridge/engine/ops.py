@@ -539,20 +539,29 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> d
     names = PAIR_SUMS if kind == "pair" else REG_SUMS
     fn = kernels.pair_window_sums if kind == "pair" else kernels.regression_window_sums
 
+    fields = names + (("corr",) if kind == "pair" else REG_RESULTS)
+
     def run(s: pl.Series) -> pl.Series:
-        sums = fn(s.struct.field("a").to_numpy(), s.struct.field("b").to_numpy(), n)
-        return pl.DataFrame({w: sums[i] for i, w in enumerate(names)}).to_struct(s.name)
+        xa, xb = s.struct.field("a").to_numpy(), s.struct.field("b").to_numpy()
+        sums = fn(xa, xb, n)
+        cols = {w: sums[i] for i, w in enumerate(names)}
+        if kind == "pair":
+            cols["corr"] = kernels.corr_from_sums(sums)
+        else:
+            cols.update(zip(REG_RESULTS, kernels.regression_from_sums(sums, xa, xb, n)))
+        return pl.DataFrame(cols).to_struct(s.name)
 
     def build() -> pl.Expr:
         rows = pl.struct([a.cast(pl.Float64).alias("a"), b.cast(pl.Float64).alias("b")])
-        return rows.map_batches(run, return_dtype=pl.Struct({w: pl.Float64 for w in names}))
+        return rows.map_batches(run, return_dtype=pl.Struct({w: pl.Float64 for w in fields}))
 
     col = ctx.shared(("wsums", kind, key, n), build)
-    return {w: col.struct.field(w) for w in names}
+    return {w: col.struct.field(w) for w in fields}
 
 
 PAIR_SUMS = ("both", "xz", "yz", "xy", "xx", "yy")
 REG_SUMS = ("ind", "ik", "ik2", "yz", "kyz", "yz2")
+REG_RESULTS = ("slope", "resi", "r2")  # computed from REG_SUMS in the same kernel call (fixed windows)
 
 
 def rolling_std(ctx: Ctx, v: Value, n: int) -> pl.Expr:
@@ -821,10 +830,18 @@ class _Regression(Rolling):
         }
 
 
+def _fixed(ctx: Ctx, ins: list[Value], n: int, what: str) -> pl.Expr:
+    """A fixed-window regression result the window sums' kernel computed in the same call."""
+    y = ins[0].expr.cast(pl.Float64)
+    return wsums(ctx, "reg", ins[0].key, n, y, ctx.k)[what]
+
+
 class Slope(_Regression):
     name = "Slope"
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        if n > 0:
+            return _fixed(ctx, ins, n, "slope")
         return self.sums(ctx, ins, n)["slope"]
 
 
@@ -832,6 +849,8 @@ class Resi(_Regression):
     name = "Resi"
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        if n > 0:
+            return _fixed(ctx, ins, n, "resi")
         s = self.sums(ctx, ins, n)
         slope = s["slope"]
         interp = s["y"] / s["n"] - slope * (s["x"] / s["n"])
@@ -842,6 +861,9 @@ class Rsquare(_Regression):
     name = "Rsquare"
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
+        if n > 0:
+            r2 = _fixed(ctx, ins, n, "r2")
+            return pl.when(rolling_std(ctx, ins[0], n).abs() <= 2e-5).then(NAN).otherwise(r2)
         s = self.sums(ctx, ins, n)
         num_ = s["n"] * s["xy"] - s["x"] * s["y"]
         den = ((s["n"] * s["x2"] - s["x"] * s["x"]) * (s["n"] * s["sy2"] - s["y"] * s["y"])).sqrt()
@@ -884,7 +906,7 @@ class _PairRolling(Rolling):
         cov_b = sums["xy"] / cnt - mx * my
         vx = sums["xx"] / cnt - mx * mx
         vy = sums["yy"] / cnt - my * my
-        return {"n": cnt, "cov_b": cov_b, "vx": vx, "vy": vy}
+        return {"n": cnt, "cov_b": cov_b, "vx": vx, "vy": vy, "corr": sums.get("corr")}
 
 
 class Cov(_PairRolling):
@@ -904,12 +926,9 @@ class Corr(_PairRolling):
         return super().check(params)
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        p = self.pair(ctx, ins, n)
-        vx = pl.when(p["vx"] > 0).then(p["vx"]).otherwise(0.0)
-        vy = pl.when(p["vy"] > 0).then(p["vy"]).otherwise(0.0)
-        corr = p["cov_b"] / (vx * vy).sqrt()
+        p = self.pair(ctx, ins, n)  # n >= 1 here: the window sums' kernel computed the correlation itself
         flat = (rolling_std(ctx, ins[0], n).abs() <= 2e-5) | (rolling_std(ctx, ins[1], n).abs() <= 2e-5)
-        return pl.when(flat).then(NAN).when(p["n"] >= 2).then(corr)
+        return pl.when(flat).then(NAN).otherwise(p["corr"])
 
 
 OPERATORS: dict[str, Op] = {
