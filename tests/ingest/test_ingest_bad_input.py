@@ -170,3 +170,13 @@ def test_unknown_tags_and_stray_files_are_ignored(sqlite_url: str, sample: Trace
                     signing_key=sample.key)
     assert report.ok, report.issues
     assert report.counts.loops_seen == 4
+
+
+def test_reingest_of_a_damaged_trace_changes_nothing_but_still_reports(sqlite_url: str,
+                                                                       trace: tracegen.TracePaths) -> None:
+    tracegen.truncate_pickle(_pickle(trace.run_dir, 1, "feedback"))
+    first = _ingest(trace, sqlite_url, key=None)
+    second = _ingest(trace, sqlite_url, key=None)
+    assert first.changes == 6 and len(first.issues) == 1
+    assert second.changes == 0 and second.counts.loops_unchanged == 5
+    assert [i.kind for i in second.issues] == ["truncated"], "a damaged loop is re-read and reported every time"
