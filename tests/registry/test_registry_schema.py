@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -130,6 +131,32 @@ def test_concurrent_init_db_from_separate_processes(db_url: str) -> None:
             assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_wal_switch_waits_for_a_writer_holding_a_rollback_journal_lock(tmp_path) -> None:
+    """The CI race: a fresh file still in rollback mode, another process inside BEGIN IMMEDIATE.
+
+    SQLite refuses `PRAGMA journal_mode = WAL` at once in that state (no busy handler), so connecting must retry
+    until the writer is done instead of failing with "database is locked".
+    """
+    path = tmp_path / "fresh.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (i INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.4, lambda: holder.execute("COMMIT"))
+    release.start()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        started = time.monotonic()
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 1
+        assert time.monotonic() - started >= 0.2  # it did wait for the writer
+    finally:
+        release.join()
+        engine.dispose()
+        holder.close()
 
 
 def test_engine_settings_for_the_backend(registry_engine: Engine, db_url: str) -> None:

@@ -10,6 +10,7 @@ writer can ask for `BEGIN IMMEDIATE` (take the write lock up front, waiting poli
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,6 +96,30 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     return create_engine(parsed, **kwargs)
 
 
+def _switch_to_wal(cur: sqlite3.Cursor) -> None:
+    """Put the database file in WAL mode, retrying while another process does the same.
+
+    WAL mode is stored in the file, so this only races when several processes open a fresh database at once. The
+    switch needs an exclusive lock, and SQLite answers "database is locked" at once (without its busy handler) when
+    waiting could deadlock, so busy_timeout alone does not cover it: retry until the same deadline.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -103,7 +128,7 @@ def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
         try:
             cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             if wal:
-                cur.execute("PRAGMA journal_mode = WAL")
+                _switch_to_wal(cur)
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = ON")
         finally:
