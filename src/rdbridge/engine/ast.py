@@ -51,6 +51,16 @@ class Call(Node):
     args: tuple[Node, ...]
     params: tuple[int | float, ...] = ()
     column: int = field(default=0, compare=False, repr=False)
+    _hash: int | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __hash__(self) -> int:
+        # Cached: the compiler hashes every node of every request many times, and a frozen dataclass would rehash
+        # the whole subtree each time (quadratic in depth).
+        h = self._hash
+        if h is None:
+            h = hash((self.op, self.args, self.params))
+            object.__setattr__(self, "_hash", h)
+        return h
 
     def children(self) -> tuple[Node, ...]:
         return self.args

@@ -1,17 +1,20 @@
-"""Kernels for the few operators Polars has no exact rolling form for.
+"""Window kernels for Rank, Quantile, IdxMax/IdxMin, the Corr/Cov and regression sums, and the rarer moments
+(Mean/Var/Std/Sum/Max/Min are in ``window_stats.py``).
 
 They run on the engine's padded layout (see ``runner.py``): one long column where every instrument's block starts
 with pad rows, ``first_real[i]`` is the index of the first real row of row ``i``'s block. Rank, Quantile,
-IdxMax/IdxMin and the window sums are single-pass numba loops (direct window compares, a sorted window buffer, a
-monotonic deque, compensated running sums; no per-window sort) compiled once and cached, releasing the GIL so
-Polars runs several at once; the rarer moment kernels (Skew, Kurt, Mad, expanding EMA) are vectorised numpy loops
-over window offsets.
+IdxMax/IdxMin and the window sums are single-pass numba loops (direct window compares, a sorted window buffer,
+van Herk / Gil-Werman segments, compensated running sums; no per-window sort) compiled once and cached, releasing
+the GIL so Polars runs several at once; the rarer moment kernels (Skew, Kurt, Mad, expanding EMA) are vectorised
+numpy loops over window offsets.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+
+from rdbridge.engine import buffers
 
 
 def window_start(n_rows: int, window: int, first_real: np.ndarray) -> np.ndarray:
@@ -36,39 +39,77 @@ def _start_of(i: int, window: int, first_real: np.ndarray) -> int:
     return min(s, i + 1)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def block_at(i: int, window: int, first_real: np.ndarray, out: np.ndarray) -> tuple[int, int, int]:
+    """The block that starts at row ``i``: its first real row, its end (exclusive), and the van Herk / Gil-Werman
+    segment width (the window, or the whole block for an expanding window). Its pad rows get NaN in ``out``."""
+    n = first_real.size
+    f = first_real[i]
+    end = i
+    while end < n and first_real[end] == f:
+        end += 1
+    for j in range(i, min(f, end)):
+        out[j] = np.nan
+    return f, end, (window if window > 0 else max(end - f, 1))
+
+
 @numba.njit(cache=True, nogil=True)
-def _first_argmax(x: np.ndarray, sign: float, window: int, first_real: np.ndarray, out: np.ndarray) -> None:
-    n = x.size
-    dq = np.empty(n, dtype=np.int64)  # indices, scores decreasing; an earlier equal score stays in front
-    score = np.empty(n, dtype=np.float64)
-    head = tail = lo = cnt = 0
-    for i in range(n):
-        v = x[i]
-        ok = not (np.isnan(v) or np.isinf(v))
-        sc = sign * v if ok else np.inf  # NaN (and inf, which Qlib's rolling sees as NaN) wins, as in np.argmax
-        score[i] = sc
-        while tail > head and score[dq[tail - 1]] < sc:
-            tail -= 1
-        dq[tail] = i
-        tail += 1
-        if ok:
-            cnt += 1
-        s = _start_of(i, window, first_real)
-        while lo < s:
-            u = x[lo]
-            if not (np.isnan(u) or np.isinf(u)):
-                cnt -= 1
-            lo += 1
-        while tail > head and dq[head] < s:
-            head += 1
-        out[i] = np.nan if cnt == 0 else float(dq[head] - s + 1)
+def _first_argmax(x: np.ndarray, sign: float, window: int, first_real: np.ndarray, out: np.ndarray,
+                  suf_s: np.ndarray, suf_i: np.ndarray, cum: np.ndarray) -> None:
+    """van Herk / Gil-Werman over (score, row) pairs: segments of ``window`` rows from each block's first real row,
+    suffix bests right to left (ties keep the earlier row), prefix bests left to right (ties keep the earlier row);
+    a window is a suffix of one segment plus a prefix of the next, so each row costs a few comparisons whatever the
+    window. NaN and inf score +inf, so the first of them wins, as in ``np.argmax``."""
+    n = x.size  # suf_s / suf_i: suffix bests; cum: finite values from the block's first real row (scratch, n rows)
+    i = 0
+    while i < n:
+        f, end, w = block_at(i, window, first_real, out)
+        seg = f
+        while seg < end:
+            stop = min(seg + w, end)
+            best, bi = -np.inf, -1
+            for j in range(stop - 1, seg - 1, -1):
+                v = x[j]
+                sc = sign * v if np.isfinite(v) else np.inf
+                if sc >= best:
+                    best, bi = sc, j
+                suf_s[j] = best
+                suf_i[j] = bi
+            seg = stop
+        best, bi = -np.inf, -1
+        c = 0
+        pos = w - 1  # position of j in its segment
+        for j in range(f, end):
+            v = x[j]
+            ok = np.isfinite(v)
+            sc = sign * v if ok else np.inf
+            if ok:
+                c += 1
+            cum[j] = c
+            pos += 1
+            if pos == w:
+                pos = 0
+                best, bi = -np.inf, -1
+            if sc > best:
+                best, bi = sc, j
+            s = j - w + 1
+            if s < f:
+                s = f
+            pick = bi
+            if s > f and pos != w - 1 and suf_s[s] >= best:
+                pick = suf_i[s]
+            cnt = c - (cum[s - 1] if s > f else 0)
+            out[j] = np.nan if cnt == 0 else float(pick - s + 1)
+        i = end
 
 
 def rolling_first_argmax(x: np.ndarray, sign: float, window: int, first_real: np.ndarray) -> np.ndarray:
     """1-based position in its window of the first maximum of ``sign * x`` (NaN and ±inf count as the maximum, as
     ``np.argmax`` on Qlib's rolling values); NaN where the window holds no finite value."""
-    out = np.empty(x.size, dtype=np.float64)
-    _first_argmax(np.ascontiguousarray(x, dtype=np.float64), float(sign), int(window), first_real, out)
+    n = max(x.size, 1)
+    out = buffers.empty(x.size, dtype=np.float64)
+    _first_argmax(np.ascontiguousarray(x, dtype=np.float64), float(sign), int(window), first_real, out,
+                  buffers.empty(n, np.float64), buffers.empty(n, np.int64), buffers.empty(n, np.int64))
     return out
 
 
@@ -250,14 +291,14 @@ def _window_sum(x: np.ndarray, window: int, out: np.ndarray) -> None:
 
 def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
     """Window sums of a NaN-free float64 column (the engine's pads hold 0, so windows never mix instruments)."""
-    out = np.empty(x.size, dtype=np.float64)
+    out = buffers.empty(x.size, dtype=np.float64)
     _window_sum(np.ascontiguousarray(x, dtype=np.float64), int(window), out)
     return out
 
 
 def pair_window_sums(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     """Rows n, sx, sy, sxy, sxx, syy of the window sums over rows where x and y are both finite."""
-    out = np.empty((6, x.size), dtype=np.float64)
+    out = buffers.empty((6, x.size), dtype=np.float64)
     _window_sums(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64), True,
                  int(window), out)
     return out
@@ -265,7 +306,7 @@ def pair_window_sums(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
 
 def regression_window_sums(y: np.ndarray, k: np.ndarray, window: int) -> np.ndarray:
     """Rows n, sk, skk, sy, sky, syy of the window sums over rows where y is not NaN (k: position in the block)."""
-    out = np.empty((6, y.size), dtype=np.float64)
+    out = buffers.empty((6, y.size), dtype=np.float64)
     _window_sums(np.ascontiguousarray(y, dtype=np.float64), np.ascontiguousarray(k, dtype=np.float64), False,
                  int(window), out)
     return out
@@ -377,10 +418,10 @@ def rolling_rank_pct(x: np.ndarray, window: int, first_real: np.ndarray) -> np.n
     """pandas ``rolling(N, min_periods=1).rank(pct=True)``: (values below + (ties incl. itself + 1) / 2) / count;
     ``window == 0`` is the expanding window. Comparisons run in ``x``'s dtype (float32 stays float32)."""
     if 0 < window <= 128:
-        out1 = np.empty(x.size, dtype=np.float64)
+        out1 = buffers.empty(x.size, dtype=np.float64)
         _rank_direct(np.ascontiguousarray(x), int(window), first_real, out1)
         return out1
-    out = np.empty((1, x.size), dtype=np.float64)
+    out = buffers.empty((1, x.size), dtype=np.float64)
     _sorted_window_pass(np.ascontiguousarray(x), int(window), first_real, np.zeros(0), out, True)
     return out[0]
 
@@ -388,7 +429,7 @@ def rolling_rank_pct(x: np.ndarray, window: int, first_real: np.ndarray) -> np.n
 def rolling_quantiles(x: np.ndarray, window: int, qs: list[float], first_real: np.ndarray) -> dict[float, np.ndarray]:
     """pandas' linear-interpolated rolling quantiles (``min_periods=1``, NaN skipped) for several ``q`` in one pass;
     ``window == 0`` is the expanding window."""
-    out = np.empty((len(qs), x.size), dtype=np.float64)
+    out = buffers.empty((len(qs), x.size), dtype=np.float64)
     _sorted_window_pass(np.ascontiguousarray(x), int(window), first_real, np.asarray(qs, dtype=np.float64), out, False)
     return {q: out[t] for t, q in enumerate(qs)}
 
@@ -419,7 +460,7 @@ def _corr_from_sums(s: np.ndarray, out: np.ndarray) -> None:
 def corr_from_sums(sums: np.ndarray) -> np.ndarray:
     """Pearson correlation per row from ``pair_window_sums``' rows (population moments; a zero or negative
     rounding-level variance counts as 0), NaN under two pairs: one loop instead of a dozen column expressions."""
-    out = np.empty(sums.shape[1], dtype=np.float64)
+    out = buffers.empty(sums.shape[1], dtype=np.float64)
     _corr_from_sums(np.ascontiguousarray(sums, dtype=np.float64), out)
     return out
 
@@ -445,7 +486,7 @@ def regression_from_sums(sums: np.ndarray, y: np.ndarray, k: np.ndarray, window:
     """Rows slope, residual, r^2 of Qlib's rolling regression on x = 1..window from ``regression_window_sums``'
     rows (k: each row's position in its block, so a window member at k sits at x = k - (k_now - window)); one loop
     instead of a dozen column expressions. NaN propagates where a window has too few values."""
-    out = np.empty((3, sums.shape[1]), dtype=np.float64)
+    out = buffers.empty((3, sums.shape[1]), dtype=np.float64)
     _regression_from_sums(np.ascontiguousarray(sums, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64),
                           np.ascontiguousarray(k, dtype=np.float64), int(window), out)
     return out

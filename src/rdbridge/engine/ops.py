@@ -1,9 +1,11 @@
 """The operator registry: one small class per Qlib operator, each saying its signature, its result dtype and its
 Polars form.
 
-The forms run on the padded layout built by ``layout.py``: one long column in which every instrument's block starts
-with at least ``max window`` null pad rows. A plain Polars rolling window over that column therefore never sees
-another instrument, and Qlib's ``min_periods=1`` partial windows at the start of a history come out right.
+The forms run on the padded layout built by ``runner.py``: one long column in which every instrument's block starts
+with at least ``max window`` null pad rows. A window over that column never sees another instrument (a shift meets
+the null pads; the numba window kernels start each window at its block's first real row), and Qlib's
+``min_periods=1`` partial windows at the start of a history come out right. Window statistics are numba kernels
+called through ``map_batches``, so the plan stays one set of Polars expressions.
 
 Semantics follow pyqlib 0.9.7 on pandas (the contract):
 - fields are float32; element-wise arithmetic keeps numpy's dtype (float32 stays float32, Python numbers are weak);
@@ -26,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from rdbridge.engine import kernels
+from rdbridge.engine.window_stats import window_moments
 
 BOOL, F32, F64, CONST = "bool", "f32", "f64", "const"
 PL_DTYPE = {BOOL: pl.Boolean, F32: pl.Float32, F64: pl.Float64}
@@ -70,8 +73,41 @@ class Ctx:
         self.layer = 1
         self.terminal = False  # compiling an output no other expression reads
         self.helpers: dict[object, Helper] = {}
-        self.quantiles: dict[object, set[float]] = {}
         self.kernel_cache: dict[object, dict] = {}
+        self._pad_validity: tuple[object, int] | None = None
+        self._lock = threading.Lock()
+
+    def _pads(self) -> tuple[object, int]:
+        """The pad rows' validity bitmap (an Arrow buffer, built once per layout) and how many pad rows there are."""
+        import pyarrow as pa
+
+        with self._lock:
+            if self._pad_validity is None:
+                real = np.arange(self.first_real.size) >= self.first_real
+                bits = pa.py_buffer(np.packbits(real, bitorder="little"))
+                self._pad_validity = (bits, int(real.size - np.count_nonzero(real)))
+            return self._pad_validity
+
+    def kernel_series(self, values: np.ndarray) -> pl.Series:
+        """A kernel's float64 column as a Series that is null on pad rows, without another pass: the shared pad
+        bitmap and the kernel's array become one Arrow array (zero-copy), so kernel outputs need no masking."""
+        import pyarrow as pa
+
+        bits, n_pads = self._pads()
+        arr = np.ascontiguousarray(values, dtype=np.float64)
+        return pl.Series(pa.Array.from_buffers(pa.float64(), arr.size, [bits, pa.py_buffer(arr)], null_count=n_pads))
+
+    def real_values(self, s: pl.Series) -> np.ndarray:
+        """A float column for a kernel that never reads pad rows: a zero-copy view of its values buffer when the
+        only nulls are the pads (their slots hold arbitrary numbers the kernel skips), else a copy, nulls as NaN."""
+        import pyarrow as pa
+
+        _, n_pads = self._pads()
+        if s.dtype not in (pl.Float32, pl.Float64) or s.n_chunks() != 1 or s.null_count() != n_pads:
+            return s.to_numpy()
+        arr = s.to_arrow()
+        dt = np.dtype(np.float32 if arr.type == pa.float32() else np.float64)
+        return np.frombuffer(arr.buffers()[1], dtype=dt, count=len(arr), offset=arr.offset * dt.itemsize)
 
     def shared(self, key: object, build: Callable[[], pl.Expr]) -> pl.Expr:
         """A helper column computed once per request (before the layer that first needs it): window sums, prepared
@@ -102,12 +138,6 @@ class Ctx:
         if self.terminal:
             return expr.fill_null(NAN)
         return pl.when(self.pad).then(None).otherwise(expr.fill_null(NAN))
-
-    def roll(self, expr: pl.Expr, n: int, fn: Callable[[pl.Expr, int], pl.Expr]) -> pl.Expr:
-        """Apply a Polars rolling function with window ``n``; ``n == 0`` is Qlib's expanding window (per instrument)."""
-        if n == 0:
-            return fn(expr, self.max_block).over(self.group)
-        return fn(expr, n)
 
     def roll_sum(self, expr: pl.Expr, n: int) -> pl.Expr:
         """Window sum of a null-free column (pads hold 0)."""
@@ -564,56 +594,78 @@ REG_SUMS = ("ind", "ik", "ik2", "yz", "kyz", "yz2")
 REG_RESULTS = ("slope", "resi", "r2")  # computed from REG_SUMS in the same kernel call (fixed windows)
 
 
-def rolling_std(ctx: Ctx, v: Value, n: int) -> pl.Expr:
-    return ctx.shared(
-        ("std", v.key, n), lambda: ctx.roll(prep(ctx, v), n, lambda e, w: e.rolling_std(w, min_samples=1, ddof=1))
+MOMENT_STATS = ("mean", "var", "std", "sum", "max", "min")
+
+
+def moment(ctx: Ctx, v: Value, n: int, stat: str) -> pl.Expr:
+    """Mean / Var / Std / Sum / Max / Min of ``v`` over window ``n``, null on pads, NaN where the window is empty.
+
+    Every statistic asked of the same input and window comes from one kernel pass (``window_stats``) into one
+    struct column: one task for Polars' thread pool, so no thread waits for another to fill a shared cache. The
+    set of statistics is read when the kernel runs, after the whole request is planned; fields nobody asked for
+    share another field's buffer and are never read.
+    """
+    if v.expr is None:
+        raise CompileError("a rolling operator needs an expression, not a number, as its input")
+    stats: set[str] = ctx.kernel_cache.setdefault(("moments", v.key, n), {"stats": set()})["stats"]
+    stats.add(stat)
+    first_real = ctx.first_real
+    src = v.expr.cast(pl.Float64) if v.dtype == BOOL else v.expr
+
+    def run(s: pl.Series) -> pl.Series:
+        got = window_moments(ctx.real_values(s), n, first_real, sorted(stats))
+        cols = {name: ctx.kernel_series(arr) for name, arr in got.items()}
+        filler = next(iter(cols.values()))
+        return pl.DataFrame([cols.get(name, filler).alias(name) for name in MOMENT_STATS]).to_struct(s.name)
+
+    col = ctx.shared(
+        ("moments", v.key, n),
+        lambda: src.map_batches(run, return_dtype=pl.Struct({name: pl.Float64 for name in MOMENT_STATS})),
     )
+    return col.struct.field(stat)
 
 
-class Mean(Rolling):
+def rolling_std(ctx: Ctx, v: Value, n: int) -> pl.Expr:
+    return moment(ctx, v, n, "std")
+
+
+class _MomentOp(Rolling):
+    """A statistic of the one-pass window kernel: its column is already null on pads and NaN where empty."""
+
+    stat: ClassVar[str]
+
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        return moment(ctx, ins[0], int(params[0]), self.stat)
+
+
+class Mean(_MomentOp):
     name = "Mean"
-
-    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        if n == 0:
-            total = wsum(ctx, ins[0], 0, "x", lambda: prep(ctx, ins[0]).fill_null(0.0))
-            return total / count(ctx, ins[0], 0)
-        return prep(ctx, ins[0]).rolling_mean(n, min_samples=1)
+    stat = "mean"
 
 
-class Sum(Rolling):
+class Sum(_MomentOp):
     name = "Sum"
-
-    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        total = wsum(ctx, ins[0], n, "x", lambda: prep(ctx, ins[0]).fill_null(0.0))
-        return pl.when(count(ctx, ins[0], n) > 0).then(total)
+    stat = "sum"
 
 
-class Std(Rolling):
+class Std(_MomentOp):
     name = "Std"
-
-    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        return rolling_std(ctx, ins[0], n)
+    stat = "std"
 
 
-class Var(Rolling):
+class Var(_MomentOp):
     name = "Var"
-
-    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        return ctx.roll(prep(ctx, ins[0]), n, lambda e, w: e.rolling_var(w, min_samples=1, ddof=1))
+    stat = "var"
 
 
-class Max(Rolling):
+class Max(_MomentOp):
     name = "Max"
-
-    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        return ctx.roll(prep(ctx, ins[0]), n, lambda e, w: e.rolling_max(w, min_samples=1))
+    stat = "max"
 
 
-class Min(Rolling):
+class Min(_MomentOp):
     name = "Min"
-
-    def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        return ctx.roll(prep(ctx, ins[0]), n, lambda e, w: e.rolling_min(w, min_samples=1))
+    stat = "min"
 
 
 class Quantile(Rolling):
