@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from rdbridge.engine import buffers
+from rdbridge.engine.columns import filled
 from rdbridge.engine.ops import Ctx
 
 FIRST_REAL = np.array([2, 2, 2, 2, 2, 7, 7, 7, 7, 7], dtype=np.int64)  # blocks 0-4 and 5-9, pads 0-1 and 5-6
@@ -56,3 +57,81 @@ def test_buffers_empty_shapes_and_dtypes() -> None:
     a[:] = 7
     assert int(a.sum()) == 105
     assert buffers.empty(0).shape == (0,)
+
+
+def test_a_buffer_is_reused_only_once_every_view_of_it_is_gone() -> None:
+    buffers.release_idle()
+    first = buffers.empty((3, 1000), dtype=np.float64)
+    first[:] = 1.0
+    address = first.__array_interface__["data"][0]
+    row = first[1]  # a view outlives its parent array
+    del first
+    assert buffers.idle_bytes() == 0, "memory still visible through a view must not be handed out again"
+    second = buffers.empty((3, 1000), dtype=np.float64)
+    second[:] = 2.0
+    assert (row == 1.0).all()
+    del row
+    assert buffers.idle_bytes() > 0
+    third = buffers.empty(3000, dtype=np.float64)  # same size: the idle mapping comes back
+    assert third.__array_interface__["data"][0] == address
+    buffers.release_idle()
+    assert buffers.idle_bytes() == 0
+    del second, third
+
+
+def test_buffers_are_never_transparent_huge_pages() -> None:
+    """Huge pages fault in several times slower on these VMs (see buffers.py): the mapping must say no to them."""
+    arr = buffers.empty(3 * 2**20, dtype=np.float64)  # 24 MB: eligible for huge pages if not opted out
+    arr[:] = 0.0
+    start = arr.__array_interface__["data"][0]
+    flags = None
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            head = line.split()[0]
+            if "-" in head and not line.startswith("VmFlags"):
+                lo, hi = (int(p, 16) for p in head.split("-"))
+                inside = lo <= start < hi
+            elif line.startswith("VmFlags") and inside:
+                flags = line.split()[1:]
+                break
+    assert flags is not None, "the buffer's mapping was not found in /proc/self/smaps"
+    assert "nh" in flags, f"mapping flags {flags} lack nh (MADV_NOHUGEPAGE)"
+
+
+def test_filled_matches_polars_for_nulls_slices_and_float32() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal(5000)
+    values[::97] = np.nan  # NaN that is not null stays NaN
+    s = pl.Series("x", values).scatter(np.flatnonzero(rng.random(5000) < 0.1), None)
+    np.testing.assert_array_equal(filled(s), s.to_numpy())
+    np.testing.assert_array_equal(filled(s, 0.0), s.fill_null(0.0).to_numpy())
+    sliced = s.slice(13, 1001)  # a non-zero Arrow offset into the validity bitmap
+    np.testing.assert_array_equal(filled(sliced), sliced.to_numpy())
+    s32 = s.cast(pl.Float32)
+    got = filled(s32)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, s32.to_numpy())
+    no_nulls = pl.Series("y", values)
+    np.testing.assert_array_equal(filled(no_nulls), values)
+    chunked = pl.concat([s.slice(0, 10), s.slice(10, 40)], rechunk=False)
+    np.testing.assert_array_equal(filled(chunked), s.slice(0, 50).to_numpy())
+
+
+def test_compute_returns_idle_buffers_and_restores_the_collector() -> None:
+    import gc
+
+    from rdbridge.engine import compute
+    from rdbridge.engine.synthetic import make_panel
+
+    panel = make_panel(4, 120, seed=5)
+    assert gc.isenabled()
+    out = compute(panel, {"ma": "Mean($close, 5)", "sd": "Std($close, 20)", "mx": "IdxMax($high, 10)"})
+    assert gc.isenabled(), "compute must switch the cycle collector back on"
+    assert buffers.idle_bytes() == 0, "idle kernel buffers must be unmapped when a compute ends"
+    assert out.height == panel.height and out["ma"].null_count() == 0
+    gc.disable()
+    try:
+        compute(panel, {"ma": "Mean($close, 5)"})
+        assert not gc.isenabled(), "a caller's disabled collector stays disabled"
+    finally:
+        gc.enable()

@@ -1,23 +1,85 @@
-"""Output arrays for the kernels, from Arrow's memory pool rather than numpy's allocator.
+"""Output arrays for the kernels: recycled anonymous mappings on small pages, never transparent huge pages.
 
-A compute allocates a few hundred multi-megabyte columns that live briefly. numpy hands large arrays to glibc
-(fresh ``mmap`` pages, returned on free) and asks for transparent huge pages, so on this kind of VM every kernel
-output is first-touched again: measured 360k page faults and ~0.5 s of system time per Alpha158 compute without
-the huge-page hint, and huge pages that take 3.4x longer to fault in with it (0.47 s vs 0.14 s for 427 MB).
-Arrow's pool (mimalloc or jemalloc) keeps freed pages and reuses them, and the arrays can be handed to Polars
-without a copy.
+A compute allocates a few hundred multi-megabyte columns that live briefly, and on this kind of VM the cost of
+memory is first touch, not allocation. Measured per Alpha158 compute at 300 x 2,500 (`benchmarks/profile_engine.py`
+and `/proc/vmstat` thp_fault_alloc):
+
+- numpy's allocator (glibc) returns large arrays to the system on free, so every kernel output was first-touched
+  again: ~360k page faults;
+- Arrow's default pool (mimalloc) keeps its pages but commits its arena as transparent huge pages, and here a huge
+  page takes several times longer to fault in than the same memory in small pages (0.47 s against 0.14 s for 427
+  MB): ~300 huge-page faults, 0.8-1.8 s of system time, about a quarter of the whole compute in `clear_page`.
+
+So each buffer is its own anonymous mapping with ``MADV_NOHUGEPAGE``, handed back to a free list (by exact size)
+when the last view of it dies, and reused by the next kernel that asks for that size; ``release_idle`` unmaps the
+idle ones when a compute ends. The arrays can still be handed to Arrow and Polars without a copy.
 """
 
 from __future__ import annotations
 
+import ctypes
+import mmap
+import threading
+import weakref
+
 import numpy as np
-import pyarrow as pa
+
+_PAGE = mmap.PAGESIZE
+
+
+class _Pool:
+    """Idle mappings by size. Thread-safe: kernels run on Polars' threads, and views die on any thread."""
+
+    def __init__(self) -> None:
+        self._idle: dict[int, list[mmap.mmap]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> mmap.mmap:
+        with self._lock:
+            idle = self._idle.get(size)
+            if idle:
+                return idle.pop()
+        mm = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        if hasattr(mmap, "MADV_NOHUGEPAGE"):
+            mm.madvise(mmap.MADV_NOHUGEPAGE)
+        return mm
+
+    def give(self, size: int, mm: mmap.mmap) -> None:
+        with self._lock:
+            self._idle.setdefault(size, []).append(mm)
+
+    def idle_bytes(self) -> int:
+        with self._lock:
+            return sum(size * len(v) for size, v in self._idle.items())
+
+    def release_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for maps in idle.values():
+            for mm in maps:
+                mm.close()
+
+
+_POOL = _Pool()
 
 
 def empty(shape: int | tuple[int, ...], dtype: type | np.dtype = np.float64) -> np.ndarray:
-    """An uninitialised, writable, C-contiguous array backed by an Arrow buffer (64-byte aligned)."""
+    """An uninitialised, writable, C-contiguous, page-aligned array whose memory is reused once no view is left."""
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
     dt = np.dtype(dtype)
     count = int(np.prod(dims, dtype=np.int64)) if dims else 1
-    buf = pa.allocate_buffer(max(count * dt.itemsize, 1))
-    return np.frombuffer(buf, dtype=dt, count=count).reshape(dims)
+    size = max(-(-count * dt.itemsize // _PAGE), 1) * _PAGE
+    mm = _POOL.take(size)
+    owner = (ctypes.c_char * size).from_buffer(mm)  # every view of the array keeps this alive
+    weakref.finalize(owner, _POOL.give, size, mm)
+    return np.frombuffer(owner, dtype=dt, count=count).reshape(dims)
+
+
+def idle_bytes() -> int:
+    """Bytes held in idle mappings, waiting for reuse."""
+    return _POOL.idle_bytes()
+
+
+def release_idle() -> None:
+    """Unmap every idle buffer (the end of a compute): memory in use is untouched."""
+    _POOL.release_idle()

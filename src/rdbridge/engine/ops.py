@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from rdbridge.engine import kernels
+from rdbridge.engine.columns import filled
 from rdbridge.engine.window_stats import window_moments
 
 BOOL, F32, F64, CONST = "bool", "f32", "f64", "const"
@@ -104,7 +105,7 @@ class Ctx:
 
         _, n_pads = self._pads()
         if s.dtype not in (pl.Float32, pl.Float64) or s.n_chunks() != 1 or s.null_count() != n_pads:
-            return s.to_numpy()
+            return filled(s)
         arr = s.to_arrow()
         dt = np.dtype(np.float32 if arr.type == pa.float32() else np.float64)
         return np.frombuffer(arr.buffers()[1], dtype=dt, count=len(arr), offset=arr.offset * dt.itemsize)
@@ -144,7 +145,7 @@ class Ctx:
         if n == 0:
             return expr.cum_sum().over(self.group)
         return expr.map_batches(
-            lambda s: pl.Series(kernels.rolling_sum(s.fill_null(0.0).to_numpy(), n)), return_dtype=pl.Float64
+            lambda s: pl.Series(kernels.rolling_sum(filled(s, 0.0), n)), return_dtype=pl.Float64
         )
 
 
@@ -458,7 +459,7 @@ class Sign(Op):
 
 def _np_log32(s: pl.Series) -> pl.Series:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return pl.Series(s.name, np.log(s.to_numpy().astype(np.float32, copy=False)), dtype=pl.Float32)
+        return pl.Series(s.name, np.log(filled(s).astype(np.float32, copy=False)), dtype=pl.Float32)
 
 
 class Log(Op):
@@ -572,7 +573,7 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> d
     fields = names + (("corr",) if kind == "pair" else REG_RESULTS)
 
     def run(s: pl.Series) -> pl.Series:
-        xa, xb = s.struct.field("a").to_numpy(), s.struct.field("b").to_numpy()
+        xa, xb = filled(s.struct.field("a")), filled(s.struct.field("b"))
         sums = fn(xa, xb, n)
         cols = {w: sums[i] for i, w in enumerate(names)}
         if kind == "pair":
@@ -693,7 +694,7 @@ def quantile(ctx: Ctx, v: Value, n: int, q: float) -> pl.Expr:
     def run(s: pl.Series) -> pl.Series:
         with state["lock"]:
             if q not in state["out"]:
-                x = s.fill_null(NAN).to_numpy()
+                x = filled(s)
                 x = x.astype(np.float32) if f32 else x
                 state["out"].update(kernels.rolling_quantiles(x, n, sorted(state["qs"]), first_real))
             return pl.Series(state["out"].pop(q))
@@ -728,7 +729,7 @@ class Rank(Rolling):
         first_real, f32 = ctx.first_real, ins[0].dtype == F32
 
         def run(s: pl.Series) -> pl.Series:
-            x = s.fill_null(NAN).to_numpy()
+            x = filled(s)
             return pl.Series(kernels.rolling_rank_pct(x.astype(np.float32) if f32 else x, n, first_real))
 
         return prep(ctx, ins[0]).map_batches(run, return_dtype=pl.Float64)
@@ -743,7 +744,7 @@ class _Moment(Rolling):
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         first_real, kind = ctx.first_real, self.kind
         return prep(ctx, ins[0]).map_batches(
-            lambda s: pl.Series(kernels.rolling_central_moments(s.fill_null(NAN).to_numpy(), n, first_real, kind)),
+            lambda s: pl.Series(kernels.rolling_central_moments(filled(s), n, first_real, kind)),
             return_dtype=pl.Float64,
         )
 
@@ -797,7 +798,7 @@ class EMA(Rolling):
         if n == 0:
             first_real = ctx.first_real
             out = xp.map_batches(
-                lambda s: pl.Series(kernels.expanding_ema(s.fill_null(NAN).to_numpy(), first_real)),
+                lambda s: pl.Series(kernels.expanding_ema(filled(s), first_real)),
                 return_dtype=pl.Float64,
             )
             return ctx.finish(out)
@@ -812,7 +813,7 @@ class Mad(Rolling):
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         first_real = ctx.first_real
         return prep(ctx, ins[0]).map_batches(
-            lambda s: pl.Series(kernels.rolling_mad(s.fill_null(NAN).to_numpy(), n, first_real)),
+            lambda s: pl.Series(kernels.rolling_mad(filled(s), n, first_real)),
             return_dtype=pl.Float64,
         )
 
@@ -827,7 +828,7 @@ class IdxMax(Rolling):
         first_real, sign = ctx.first_real, self.sign
 
         def run(s: pl.Series) -> pl.Series:
-            return pl.Series(kernels.rolling_first_argmax(s.to_numpy(), sign, n, first_real))  # null (pad) -> NaN
+            return pl.Series(kernels.rolling_first_argmax(filled(s), sign, n, first_real))  # null (pad) -> NaN
 
         return ins[0].expr.cast(pl.Float64).map_batches(run, return_dtype=pl.Float64)
 
