@@ -205,6 +205,27 @@ def test_corrupt_bin_names_the_file(tmp_path: Path) -> None:
         QlibBinDataService(qlib_dir).load(["close"])
 
 
+@pytest.mark.parametrize("content", [b"", b"\x00\x00", np.array([0.0, 1.0], dtype="<f4").tobytes() + b"\x01"])
+def test_empty_or_truncated_bin_names_the_file(tmp_path: Path, content: bytes) -> None:
+    qlib_dir = write_qlib_dir(make_panel(3, 40, seed=5), tmp_path / "q")
+    (qlib_dir / "features" / "sh600000" / "volume.day.bin").write_bytes(content)
+    with pytest.raises(DataServiceError, match=r"sh600000.*volume\.day\.bin"):
+        QlibBinDataService(qlib_dir).load(["close", "volume"])
+
+
+def test_a_field_one_instrument_lacks_is_nan_for_it_only(tmp_path: Path) -> None:
+    panel = make_panel(3, 40, seed=5)
+    qlib_dir = write_qlib_dir(panel, tmp_path / "q")
+    (qlib_dir / "features" / "sh600000" / "volume.day.bin").unlink()
+    got = QlibBinDataService(qlib_dir).load(["close", "volume"])
+    lacking = got.filter(pl.col("instrument") == "SH600000")
+    others = got.filter(pl.col("instrument") != "SH600000")
+    assert lacking.height > 0 and lacking["volume"].is_nan().all()
+    assert lacking["close"].is_not_nan().any()
+    expected = panel.filter(pl.col("instrument") != "SH600000").sort("instrument", "datetime")["volume"]
+    np.testing.assert_array_equal(others.sort("instrument", "datetime")["volume"].to_numpy(), expected.to_numpy())
+
+
 def test_duplicate_rows_and_missing_columns_are_rejected() -> None:
     panel = make_panel(2, 30, seed=4)
     with pytest.raises(DataServiceError, match="duplicate"):

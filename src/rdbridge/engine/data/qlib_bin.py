@@ -6,6 +6,7 @@ We memory-map nothing clever: files are small (4 bytes a day) and read whole, wh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -91,12 +92,18 @@ class QlibBinDataService:
             found |= {p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}")}
         return sorted(found)
 
-    def _read_bin(self, path: Path) -> tuple[int, np.ndarray] | None:
-        if not path.is_file():
+    def _read_bin(self, path: str) -> tuple[int, np.ndarray] | None:
+        """(first calendar index, values) of one ``.bin``; None when the instrument lacks that field."""
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        raw = np.fromfile(path, dtype="<f4")
-        if raw.size == 0:
-            raise DataServiceError(f"{path}: empty .bin file (needs the start index then the values)")
+        if len(data) < 4 or len(data) % 4:
+            raise DataServiceError(
+                f"{path}: {len(data)} bytes is not a .bin (needs the start index then float32 values, 4 bytes each)"
+            )
+        raw = np.frombuffer(data, dtype="<f4")
         start = raw[0]
         if not np.isfinite(start) or start < 0 or start != int(start) or int(start) + raw.size - 1 > len(self._calendar):
             raise DataServiceError(
@@ -113,7 +120,11 @@ class QlibBinDataService:
         *,
         history: int = 0,
     ) -> pl.DataFrame:
-        """Rows in [start - history trading days, end]; ``instruments=None`` means every code of the market."""
+        """Rows in [start - history trading days, end]; ``instruments=None`` means every code of the market.
+
+        Every file is read whole into bytes (no per-file ``Path`` objects or ``stat``), then copied once into one
+        preallocated column per field. Threads did not help here: the per-file work is mostly Python, under the GIL.
+        """
         names = list(dict.fromkeys(field_name(f) for f in fields))
         lo, hi = window_bounds(self._calendar, start, end, history)
         n_cal = len(self._calendar)
@@ -125,51 +136,51 @@ class QlibBinDataService:
             raise DataServiceError(
                 f"{self.path}: instrument(s) {unknown[:5]} not in instruments/{self._market}.txt"
             )
-        seen_field = dict.fromkeys(names, False)
-        inst_idx, cal_idx = [], []
-        columns: dict[str, list[np.ndarray]] = {f: [] for f in names}
-        for k, code in enumerate(codes):
-            folder = self.path / "features" / code_to_dirname(code)
-            series = {}
-            for f in names:
-                got = self._read_bin(folder / f"{f.lower()}.{self.freq}.bin")
-                if got is not None:
-                    series[f] = got
-                    seen_field[f] = True
-            if not series:
-                continue
-            first = min(s for s, _ in series.values())
-            last = max(s + len(v) - 1 for s, v in series.values())
-            a, b = max(first, lo_i), min(last, hi_i)
-            if a > b:
-                continue
-            inst_idx.append(np.full(b - a + 1, k, dtype=np.uint32))
-            cal_idx.append(np.arange(a, b + 1, dtype=np.int64))
-            for f in names:
-                out = np.full(b - a + 1, np.nan, dtype=np.float32)
-                if f in series:
-                    s, v = series[f]
-                    # Overlap of [s, s+len) with [a, b]:
-                    x0, x1 = max(s, a), min(s + len(v) - 1, b)
-                    if x0 <= x1:
-                        out[x0 - a : x1 - a + 1] = v[x0 - s : x1 - s + 1]
-                columns[f].append(out)
-        missing = [f for f, ok in seen_field.items() if not ok]
+        features = os.path.join(self.path, "features")
+        paths = [
+            os.path.join(features, code_to_dirname(code), f"{f.lower()}.{self.freq}.bin") for code in codes for f in names
+        ]
+        read = [self._read_bin(p) for p in paths]
+        per_code = [read[k * len(names) : (k + 1) * len(names)] for k in range(len(codes))]
+        seen = [any(got[j] is not None for got in per_code) for j in range(len(names))]
+        missing = [f for f, ok in zip(names, seen, strict=True) if not ok]
         if missing and codes:
             raise DataServiceError(
                 f"{self.path}: no '<field>.{self.freq}.bin' file for field(s) {missing} in any requested instrument; "
                 f"fields available: {self.fields()}"
             )
-        if not inst_idx:
+        spans: list[tuple[int, int, int]] = []  # (code index, first, last calendar index) of instruments with rows
+        for k, got in enumerate(per_code):
+            present = [g for g in got if g is not None]
+            if not present:
+                continue
+            a = max(min(s for s, _ in present), lo_i)
+            b = min(max(s + len(v) - 1 for s, v in present), hi_i)
+            if a <= b:
+                spans.append((k, a, b))
+        lengths = np.array([b - a + 1 for _, a, b in spans], dtype=np.int64)
+        total = int(lengths.sum())
+        offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        columns = {f: np.full(total, np.nan, dtype=np.float32) for f in names}
+        for (k, a, b), at in zip(spans, offsets[:-1], strict=True):
+            for f, got in zip(names, per_code[k], strict=True):
+                if got is None:
+                    continue
+                s, v = got
+                x0, x1 = max(s, a), min(s + len(v) - 1, b)  # overlap of the file's days with [a, b]
+                if x0 <= x1:
+                    columns[f][at + x0 - a : at + x1 - a + 1] = v[x0 - s : x1 - s + 1]
+        if not spans:
             return pl.DataFrame(
                 schema={"instrument": pl.Utf8, "datetime": pl.Datetime("us"), **{f: pl.Float32 for f in names}}
             )
-        inst = np.concatenate(inst_idx)
-        cal = np.concatenate(cal_idx)
+        inst = np.repeat(np.array([k for k, _, _ in spans], dtype=np.uint32), lengths)
+        first = np.repeat(np.array([a for _, a, _ in spans], dtype=np.int64), lengths)
+        cal = first + (np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], lengths))
         return pl.DataFrame(
             {
                 "instrument": pl.Series(codes, dtype=pl.Utf8).gather(inst),
                 "datetime": pl.Series(self._calendar[cal]).cast(pl.Datetime("us")),
-                **{f: np.concatenate(columns[f]) for f in names},
+                **columns,
             }
         )
