@@ -12,7 +12,7 @@ and `/proc/vmstat` thp_fault_alloc):
 
 So each buffer is its own anonymous mapping with ``MADV_NOHUGEPAGE``, handed back to a free list (by exact size)
 when the last view of it dies, and reused by the next kernel that asks for that size; ``release_idle`` unmaps the
-idle ones when a compute ends. The arrays can still be handed to Arrow and Polars without a copy.
+idle ones when a compute ends (on a background thread: munmap is not free either). The arrays can still be handed to Arrow and Polars without a copy.
 """
 
 from __future__ import annotations
@@ -52,12 +52,21 @@ class _Pool:
         with self._lock:
             return sum(size * len(v) for size, v in self._idle.items())
 
-    def release_idle(self) -> None:
+    def release_idle(self, *, wait: bool = False) -> None:
         with self._lock:
             idle, self._idle = self._idle, {}
-        for maps in idle.values():
+        maps = [mm for group in idle.values() for mm in group]
+        if not maps:
+            return
+
+        def unmap() -> None:
             for mm in maps:
                 mm.close()
+
+        if wait:
+            unmap()
+        else:  # unmapping hundreds of MB takes tens of ms of system time: off the caller's path
+            threading.Thread(target=unmap, name="rdbridge-unmap", daemon=True).start()
 
 
 _POOL = _Pool()
@@ -80,6 +89,7 @@ def idle_bytes() -> int:
     return _POOL.idle_bytes()
 
 
-def release_idle() -> None:
-    """Unmap every idle buffer (the end of a compute): memory in use is untouched."""
-    _POOL.release_idle()
+def release_idle(*, wait: bool = False) -> None:
+    """Unmap every idle buffer (the end of a compute), on a background thread unless ``wait``; memory in use is
+    untouched."""
+    _POOL.release_idle(wait=wait)
