@@ -139,9 +139,35 @@ def _upper(buf: np.ndarray, m: int, v: float) -> int:
     return lo
 
 
+SHORT_WINDOW = 128
+"""Up to this many values, a window's sorted buffer is searched by counting (every comparison, no branches, in
+SIMD) rather than by bisection, whose unpredictable branches cost more than the comparisons they save."""
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_below(buf: np.ndarray, m: int, v: float) -> int:
+    """How many of ``buf[:m]`` are below ``v``: in a sorted buffer, the first index not below ``v``."""
+    c = 0
+    for k in range(m):
+        c += buf[k] < v
+    return c
+
+
 @numba.njit(cache=True, nogil=True)
-def _replace(buf: np.ndarray, m: int, old: float, new: float) -> None:
+def _replace(buf: np.ndarray, m: int, old: float, new: float, short: bool) -> None:
     """In the sorted ``buf[:m]``, replace one ``old`` by ``new`` moving only the entries between the two."""
+    if short:
+        p = _count_below(buf, m, old)
+        q = _count_below(buf, m, new)
+        if q > p:  # new goes right of old's slot
+            for k in range(p, q - 1):
+                buf[k] = buf[k + 1]
+            buf[q - 1] = new
+        else:
+            for k in range(p, q, -1):
+                buf[k] = buf[k - 1]
+            buf[q] = new
+        return
     j = _lower(buf, m, old)
     while j + 1 < m and buf[j + 1] < new:
         buf[j] = buf[j + 1]
@@ -159,6 +185,7 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
     or the linear-interpolated quantiles ``qs`` (one output row per q)."""
     n = x.size
     buf = np.empty(min(n, window) + 1 if window > 0 else n + 1, dtype=x.dtype)
+    short = 0 < window <= SHORT_WINDOW
     m = lo = 0
     for i in range(n):
         v = x[i]
@@ -173,15 +200,15 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
             if np.isnan(u):
                 continue
             if pending:
-                _replace(buf, m, u, v)
+                _replace(buf, m, u, v, short)
                 pending = False
             else:
-                j = _lower(buf, m, u)
+                j = _count_below(buf, m, u) if short else _lower(buf, m, u)
                 for k in range(j, m - 1):
                     buf[k] = buf[k + 1]
                 m -= 1
         if pending:
-            j = _lower(buf, m, v)
+            j = _count_below(buf, m, v) if short else _lower(buf, m, v)
             for k in range(m, j, -1):
                 buf[k] = buf[k - 1]
             buf[j] = v
