@@ -58,7 +58,7 @@ def _welford(
 
 @numba.njit(cache=True, nogil=True)
 def _sums(x: np.ndarray, window: int, first_real: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
-    """Mean and Sum only: ``_moments`` compiled without the variance state (the Alpha158 majority, 1.5x faster)."""
+    """Mean and Sum only: ``_moments`` compiled without the variance state (most Alpha158 passes)."""
     _moments(x, window, first_real, rows, out, False)
 
 
@@ -75,9 +75,9 @@ def _moments(
     """Fill ``out[rows[k]]`` for each statistic k (mean, var, std, sum) with ``rows[k] >= 0``; ``window == 0`` is
     expanding. pandas' rolling sum keeps the same Kahan state as its mean, so both come from one running sum.
 
-    Written for the compiler as much as for the reader: the requested statistics are plain locals (so the loop
-    does not re-read them after every store to ``out``), the count is an integer, and exactly one row leaves the
-    window per step; this runs 1.5x faster than the same arithmetic with a general "advance the window start" loop.
+    Inlined into two entry points where ``with_var`` is a compile-time constant, so the Mean/Sum variant carries no
+    variance state or branches (measured 20-25% faster on those passes than one kernel testing a flag); the
+    requested statistics are plain locals, so the loop does not re-read them after every store to ``out``.
     """
     r_mean, r_var, r_std, r_sum = rows[MEAN], rows[VAR], rows[STD], rows[SUM]
     do_mean, do_var = r_mean >= 0 or r_sum >= 0, with_var
