@@ -216,7 +216,9 @@ def test_empty_or_truncated_bin_names_the_file(tmp_path: Path, content: bytes) -
 def test_a_field_one_instrument_lacks_is_nan_for_it_only(tmp_path: Path) -> None:
     panel = make_panel(3, 40, seed=5)
     qlib_dir = write_qlib_dir(panel, tmp_path / "q")
-    (qlib_dir / "features" / "sh600000" / "volume.day.bin").unlink()
+    victim = qlib_dir / "features" / "sh600000" / "volume.day.bin"
+    victim.unlink()
+    victim.mkdir()  # a folder where the file should be is a missing file, as before, not an OSError
     got = QlibBinDataService(qlib_dir).load(["close", "volume"])
     lacking = got.filter(pl.col("instrument") == "SH600000")
     others = got.filter(pl.col("instrument") != "SH600000")

@@ -12,7 +12,8 @@ and `/proc/vmstat` thp_fault_alloc):
 
 So each buffer is its own anonymous mapping with ``MADV_NOHUGEPAGE``, handed back to a free list (by exact size)
 when the last view of it dies, and reused by the next kernel that asks for that size; ``release_idle`` unmaps the
-idle ones when a compute ends (on a background thread: munmap is not free either). The arrays can still be handed to Arrow and Polars without a copy.
+idle ones when a compute ends (on a background thread: munmap is not free either). The arrays can still be handed
+to Arrow and Polars without a copy.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from rdbridge.engine import buffers
 
@@ -22,16 +23,26 @@ def _apply_validity(values: np.ndarray, bits: np.ndarray, offset: int, fill: flo
         out[i] = values[i] if (bits[j >> 3] >> (j & 7)) & 1 else fill
 
 
+def _values(arr: pa.Array) -> np.ndarray:
+    dt = np.dtype(np.float32 if arr.type == pa.float32() else np.float64)
+    return np.frombuffer(arr.buffers()[1], dtype=dt, count=len(arr), offset=arr.offset * dt.itemsize)
+
+
+def values_view(s: pl.Series) -> np.ndarray:
+    """The values buffer of a single-chunk float column, zero-copy; slots under nulls hold arbitrary numbers."""
+    return _values(s.to_arrow())
+
+
 def filled(s: pl.Series, fill: float = np.nan) -> np.ndarray:
     """The float column ``s`` as a numpy array (float32 stays float32), nulls replaced by ``fill``.
 
     Without nulls this is Polars' zero-copy view; other dtypes take Polars' own path."""
-    if s.dtype not in (pl.Float32, pl.Float64) or s.null_count() == 0:
-        return s.fill_null(fill).to_numpy() if s.null_count() else s.to_numpy()
+    if s.null_count() == 0:
+        return s.to_numpy()
+    if s.dtype not in (pl.Float32, pl.Float64):
+        return s.fill_null(fill).to_numpy()
     arr = s.rechunk().to_arrow()
-    dt = np.dtype(np.float32 if s.dtype == pl.Float32 else np.float64)
-    validity, data = arr.buffers()[0], arr.buffers()[1]
-    values = np.frombuffer(data, dtype=dt, count=len(arr) + arr.offset)[arr.offset :]
-    out = buffers.empty(len(arr), dtype=dt)
-    _apply_validity(values, np.frombuffer(validity, dtype=np.uint8), arr.offset, fill, out)
+    values = _values(arr)
+    out = buffers.empty(len(arr), dtype=values.dtype)
+    _apply_validity(values, np.frombuffer(arr.buffers()[0], dtype=np.uint8), arr.offset, fill, out)
     return out

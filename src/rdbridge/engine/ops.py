@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from rdbridge.engine import kernels
-from rdbridge.engine.columns import filled
+from rdbridge.engine.columns import filled, values_view
 from rdbridge.engine.window_stats import window_moments
 
 BOOL, F32, F64, CONST = "bool", "f32", "f64", "const"
@@ -101,14 +101,10 @@ class Ctx:
     def real_values(self, s: pl.Series) -> np.ndarray:
         """A float column for a kernel that never reads pad rows: a zero-copy view of its values buffer when the
         only nulls are the pads (their slots hold arbitrary numbers the kernel skips), else a copy, nulls as NaN."""
-        import pyarrow as pa
-
         _, n_pads = self._pads()
         if s.dtype not in (pl.Float32, pl.Float64) or s.n_chunks() != 1 or s.null_count() != n_pads:
             return filled(s)
-        arr = s.to_arrow()
-        dt = np.dtype(np.float32 if arr.type == pa.float32() else np.float64)
-        return np.frombuffer(arr.buffers()[1], dtype=dt, count=len(arr), offset=arr.offset * dt.itemsize)
+        return values_view(s)
 
     def shared(self, key: object, build: Callable[[], pl.Expr]) -> pl.Expr:
         """A helper column computed once per request (before the layer that first needs it): window sums, prepared

@@ -97,7 +97,7 @@ class QlibBinDataService:
         try:
             with open(path, "rb") as fh:
                 data = fh.read()
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):  # no such file: the field is missing
             return None
         if len(data) < 4 or len(data) % 4:
             raise DataServiceError(
