@@ -142,6 +142,14 @@ OPS_EXPRESSIONS: dict[str, str] = {
     "ref5": "Ref($close, 5)",
     "ref_future": "Ref($close, -2)",
     "ref_nested": "Ref(Ref($close, 2), 3)",
+    # operators reading a window result's first rows (shifts, EWM): the window kernels' columns must be missing,
+    # not garbage, on the rows before each instrument's history
+    "ref_of_rank": "Ref(Rank($close, 5), 1)",
+    "delta_of_quantile": "Delta(Quantile($close, 10, 0.8), 2)",
+    "ref_of_corr": "Ref(Corr($close, $volume, 5), 3)",
+    "ref_of_slope": "Ref(Slope($close, 5), 1) + Ref(Resi($close, 5), 2) + Ref(Rsquare($close, 5), 1)",
+    "ema_of_idxmax": "EMA(IdxMax($high, 5), 5)",
+    "ref_of_skew_mad": "Ref(Skew($close, 5), 1) + Ref(Mad($close, 5), 1) + Ref(Med($close, 5), 1)",
     # rolling, with a short and a long window, window 1, and N=0 (Qlib's expanding window) where Qlib supports it
     "mean5": "Mean($close, 5)",
     "mean20": "Mean($close, 20)",

@@ -538,10 +538,17 @@ class Rolling(Op):
         return max(int(params[0]) - 1, 0)
 
     def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
-        return ctx.finish(self.rolling(ctx, ins, int(params[0])))
+        n = int(params[0])
+        expr = self.rolling(ctx, ins, n)
+        return expr if self.clean(n) else ctx.finish(expr)
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         raise NotImplementedError
+
+    def clean(self, n: int) -> bool:
+        """Whether ``rolling`` already gives null on pad rows and NaN (never null) on real rows without a result
+        (a kernel column from ``Ctx.kernel_series``), so ``Ctx.finish``'s two masking passes can be skipped."""
+        return False
 
 
 def prep(ctx: Ctx, v: Value) -> pl.Expr:
@@ -576,7 +583,7 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> d
             cols["corr"] = kernels.corr_from_sums(sums)
         else:
             cols.update(zip(REG_RESULTS, kernels.regression_from_sums(sums, xa, xb, n)))
-        return pl.DataFrame(cols).to_struct(s.name)
+        return pl.DataFrame([ctx.kernel_series(a).alias(w) for w, a in cols.items()]).to_struct(s.name)
 
     def build() -> pl.Expr:
         rows = pl.struct([a.cast(pl.Float64).alias("a"), b.cast(pl.Float64).alias("b")])
@@ -677,11 +684,12 @@ class Quantile(Rolling):
         return super().check(params)
 
     def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
-        return ctx.finish(quantile(ctx, ins[0], int(params[0]), float(params[1])))
+        return quantile(ctx, ins[0], int(params[0]), float(params[1]))
 
 
 def quantile(ctx: Ctx, v: Value, n: int, q: float) -> pl.Expr:
-    """One window pass serves every quantile asked of the same input and window (QTLU and QTLD share it)."""
+    """One window pass serves every quantile asked of the same input and window (QTLU and QTLD share it); the
+    column is already null on pads and NaN where the window is empty."""
     xp = prep(ctx, v)
     state = ctx.kernel_cache.setdefault(("quantiles", v.key, n), {"qs": set(), "out": {}, "lock": threading.Lock()})
     state["qs"].add(q)
@@ -693,13 +701,16 @@ def quantile(ctx: Ctx, v: Value, n: int, q: float) -> pl.Expr:
                 x = filled(s)
                 x = x.astype(np.float32) if f32 else x
                 state["out"].update(kernels.rolling_quantiles(x, n, sorted(state["qs"]), first_real))
-            return pl.Series(state["out"].pop(q))
+            return ctx.kernel_series(state["out"].pop(q))
 
     return xp.map_batches(run, return_dtype=pl.Float64)
 
 
 class Med(Rolling):
     name = "Med"
+
+    def clean(self, n: int) -> bool:
+        return True
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         return quantile(ctx, ins[0], n, 0.5)
@@ -726,9 +737,12 @@ class Rank(Rolling):
 
         def run(s: pl.Series) -> pl.Series:
             x = filled(s)
-            return pl.Series(kernels.rolling_rank_pct(x.astype(np.float32) if f32 else x, n, first_real))
+            return ctx.kernel_series(kernels.rolling_rank_pct(x.astype(np.float32) if f32 else x, n, first_real))
 
         return prep(ctx, ins[0]).map_batches(run, return_dtype=pl.Float64)
+
+    def clean(self, n: int) -> bool:
+        return True
 
 
 class _Moment(Rolling):
@@ -740,9 +754,12 @@ class _Moment(Rolling):
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         first_real, kind = ctx.first_real, self.kind
         return prep(ctx, ins[0]).map_batches(
-            lambda s: pl.Series(kernels.rolling_central_moments(filled(s), n, first_real, kind)),
+            lambda s: ctx.kernel_series(kernels.rolling_central_moments(filled(s), n, first_real, kind)),
             return_dtype=pl.Float64,
         )
+
+    def clean(self, n: int) -> bool:
+        return True
 
 
 class Skew(_Moment):
@@ -809,9 +826,12 @@ class Mad(Rolling):
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         first_real = ctx.first_real
         return prep(ctx, ins[0]).map_batches(
-            lambda s: pl.Series(kernels.rolling_mad(filled(s), n, first_real)),
+            lambda s: ctx.kernel_series(kernels.rolling_mad(filled(s), n, first_real)),
             return_dtype=pl.Float64,
         )
+
+    def clean(self, n: int) -> bool:
+        return True
 
 
 class IdxMax(Rolling):
@@ -824,9 +844,12 @@ class IdxMax(Rolling):
         first_real, sign = ctx.first_real, self.sign
 
         def run(s: pl.Series) -> pl.Series:
-            return pl.Series(kernels.rolling_first_argmax(filled(s), sign, n, first_real))  # null (pad) -> NaN
+            return ctx.kernel_series(kernels.rolling_first_argmax(filled(s), sign, n, first_real))
 
         return ins[0].expr.cast(pl.Float64).map_batches(run, return_dtype=pl.Float64)
+
+    def clean(self, n: int) -> bool:
+        return True
 
 
 class IdxMin(IdxMax):
@@ -888,6 +911,9 @@ def _fixed(ctx: Ctx, ins: list[Value], n: int, what: str) -> pl.Expr:
 class Slope(_Regression):
     name = "Slope"
 
+    def clean(self, n: int) -> bool:
+        return n > 0  # the window sums' kernel columns
+
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         if n > 0:
             return _fixed(ctx, ins, n, "slope")
@@ -896,6 +922,9 @@ class Slope(_Regression):
 
 class Resi(_Regression):
     name = "Resi"
+
+    def clean(self, n: int) -> bool:
+        return n > 0
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         if n > 0:
@@ -908,6 +937,9 @@ class Resi(_Regression):
 
 class Rsquare(_Regression):
     name = "Rsquare"
+
+    def clean(self, n: int) -> bool:
+        return n > 0  # kernel r^2 under a mask whose condition is null on pads: the pads stay null
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         if n > 0:
@@ -973,6 +1005,9 @@ class Corr(_PairRolling):
         if params[0] == 0:
             return "Corr needs a window >= 1 (Qlib's Corr(x, y, 0) fails in pandas)"
         return super().check(params)
+
+    def clean(self, n: int) -> bool:
+        return True  # n >= 1: the kernel's correlation under a mask whose condition is null on pads
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         p = self.pair(ctx, ins, n)  # n >= 1 here: the window sums' kernel computed the correlation itself
