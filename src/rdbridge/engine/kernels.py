@@ -370,7 +370,8 @@ def expanding_ema(x: np.ndarray, first_real: np.ndarray) -> np.ndarray:
     idx = np.arange(n, dtype=np.int64)
     start = first_real.astype(np.int64)
     length = (idx - start + 1).astype(np.float64)
-    a = 1.0 - 2.0 / (1.0 + length)
+    with np.errstate(divide="ignore"):  # pad rows (length <= 0) are never read
+        a = 1.0 - 2.0 / (1.0 + length)
     valid = ~np.isnan(x)
     num = np.zeros(n)
     den = np.zeros(n)

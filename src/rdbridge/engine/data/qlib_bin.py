@@ -39,6 +39,7 @@ class QlibBinDataService:
                 f"{self.path}: not a Qlib data dir (needs calendars/{freq}.txt, instruments/ and features/)"
             )
         self._calendar = self._read_calendar()
+        self._calendar_us = self._calendar.astype(np.int64)
         self._market = market
         self._spans = self._read_instruments(market)
 
@@ -95,7 +96,7 @@ class QlibBinDataService:
     def _read_bin(self, path: str) -> tuple[int, np.ndarray] | None:
         """(first calendar index, values) of one ``.bin``; None when the instrument lacks that field."""
         try:
-            with open(path, "rb") as fh:
+            with open(path, "rb", buffering=0) as fh:  # one read of the whole file, no buffer layer
                 data = fh.read()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):  # no such file: the field is missing
             return None
@@ -175,12 +176,14 @@ class QlibBinDataService:
                 schema={"instrument": pl.Utf8, "datetime": pl.Datetime("us"), **{f: pl.Float32 for f in names}}
             )
         inst = np.repeat(np.array([k for k, _, _ in spans], dtype=np.uint32), lengths)
-        first = np.repeat(np.array([a for _, a, _ in spans], dtype=np.int64), lengths)
-        cal = first + (np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], lengths))
+        # calendar index of each row: its position in the column shifted by its block's (first day - offset)
+        cal = np.arange(total, dtype=np.int64)
+        cal += np.repeat(np.array([a for _, a, _ in spans], dtype=np.int64) - offsets[:-1], lengths)
         return pl.DataFrame(
             {
                 "instrument": pl.Series(codes, dtype=pl.Utf8).gather(inst),
-                "datetime": pl.Series(self._calendar[cal]).cast(pl.Datetime("us")),
+                # int64 microseconds reinterpreted as Datetime: no per-element datetime conversion
+                "datetime": pl.Series(self._calendar_us[cal]).cast(pl.Datetime("us")),
                 **columns,
             }
         )
