@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-KERNELS = ("rolling_first_argmax", "rolling_quantiles", "rolling_rank_pct", "pair_window_sums",
+KERNELS = ("rolling_first_argmax", "rolling_ranks_and_quantiles", "rolling_rank_pct", "pair_window_sums",
            "regression_window_sums", "corr_from_sums", "regression_from_sums", "rolling_sum")
 
 

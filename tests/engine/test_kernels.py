@@ -66,6 +66,20 @@ def test_quantiles_match_numpy_linear(seed: int, window: int, dtype: type) -> No
                 assert got[q][i] == pytest.approx(np.quantile(vals, q), rel=1e-12, abs=1e-12), (i, q)
 
 
+@pytest.mark.parametrize(("seed", "window", "dtype"), CASES + [(0, 150, np.float32), (1, 150, np.float64)])
+def test_shared_sorted_pass_gives_the_same_ranks_and_quantiles(seed: int, window: int, dtype: type) -> None:
+    """Rank and Quantile of one input and window share a sorted-window pass; it must give exactly what each
+    kernel gives alone (short windows count, long ones bisect; 150 rows takes the long path)."""
+    x, first = _layout(seed, window, dtype)
+    qs = [0.2, 0.8]
+    got = kernels.rolling_ranks_and_quantiles(x, window, qs, True, first)
+    real = np.arange(x.size) >= first
+    np.testing.assert_array_equal(got["rank"][real], kernels.rolling_rank_pct(x, window, first)[real])
+    alone = kernels.rolling_quantiles(x, window, qs, first)
+    for q in qs:
+        np.testing.assert_array_equal(got[q][real], alone[q][real])
+
+
 @pytest.mark.parametrize(("seed", "window", "dtype"), [c for c in CASES if c[1] > 0])
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_first_argmax_counts_nan_as_the_maximum(seed: int, window: int, dtype: type, sign: float) -> None:

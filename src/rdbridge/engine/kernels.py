@@ -153,6 +153,15 @@ def _count_below(buf: np.ndarray, m: int, v: float) -> int:
     return c
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_not_above(buf: np.ndarray, m: int, v: float) -> int:
+    """How many of ``buf[:m]`` are at most ``v``: in a sorted buffer, the first index above ``v``."""
+    c = 0
+    for k in range(m):
+        c += buf[k] <= v
+    return c
+
+
 @numba.njit(cache=True, nogil=True)
 def _replace(buf: np.ndarray, m: int, old: float, new: float, short: bool) -> None:
     """In the sorted ``buf[:m]``, replace one ``old`` by ``new`` moving only the entries between the two."""
@@ -180,9 +189,10 @@ def _replace(buf: np.ndarray, m: int, old: float, new: float, short: bool) -> No
 
 @numba.njit(cache=True, nogil=True)
 def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: np.ndarray, out: np.ndarray,
-                        rank: bool) -> None:
-    """Slide a sorted buffer of the window's non-NaN values; per row write the percentile rank of ``x[i]`` (``rank``)
-    or the linear-interpolated quantiles ``qs`` (one output row per q)."""
+                        rank_row: int) -> None:
+    """Slide a sorted buffer of the window's non-NaN values; per row write the linear-interpolated quantiles ``qs``
+    (rows 0.. of ``out``) and, when ``rank_row >= 0``, the percentile rank of ``x[i]`` (that row): Rank and
+    Quantile of the same input and window share one pass."""
     n = x.size
     buf = np.empty(min(n, window) + 1 if window > 0 else n + 1, dtype=x.dtype)
     short = 0 < window <= SHORT_WINDOW
@@ -213,14 +223,17 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
                 buf[k] = buf[k - 1]
             buf[j] = v
             m += 1
-        if rank:
+        if rank_row >= 0:
             if np.isnan(v) or m == 0:
-                out[0, i] = np.nan
+                out[rank_row, i] = np.nan
             else:
-                a = _lower(buf, m, v)
-                b = _upper(buf, m, v)
-                out[0, i] = (a + ((b - a) + 1.0) / 2.0) / m
-            continue
+                if short:  # counting (SIMD, no branches) beats bisection on short windows
+                    a = _count_below(buf, m, v)
+                    b = _count_not_above(buf, m, v)
+                else:
+                    a = _lower(buf, m, v)
+                    b = _upper(buf, m, v)
+                out[rank_row, i] = (a + ((b - a) + 1.0) / 2.0) / m
         for t in range(qs.size):
             if m == 0:
                 out[t, i] = np.nan
@@ -449,18 +462,29 @@ def rolling_rank_pct(x: np.ndarray, window: int, first_real: np.ndarray) -> np.n
         out1 = buffers.empty(x.size, dtype=np.float64)
         _rank_direct(np.ascontiguousarray(x), int(window), first_real, out1)
         return out1
-    out = buffers.empty((1, x.size), dtype=np.float64)
-    _sorted_window_pass(np.ascontiguousarray(x), int(window), first_real, np.zeros(0), out, True)
-    return out[0]
+    return rolling_ranks_and_quantiles(x, window, [], True, first_real)["rank"]
 
 
 def rolling_quantiles(x: np.ndarray, window: int, qs: list[float], first_real: np.ndarray) -> dict[float, np.ndarray]:
     """pandas' linear-interpolated rolling quantiles (``min_periods=1``, NaN skipped) for several ``q`` in one pass;
     ``window == 0`` is the expanding window."""
-    out = buffers.empty((len(qs), x.size), dtype=np.float64)
-    _sorted_window_pass(np.ascontiguousarray(x), int(window), first_real, np.asarray(qs, dtype=np.float64), out, False)
-    return {q: out[t] for t, q in enumerate(qs)}
+    got = rolling_ranks_and_quantiles(x, window, qs, False, first_real)
+    return {q: got[q] for q in qs}
 
+
+def rolling_ranks_and_quantiles(
+    x: np.ndarray, window: int, qs: list[float], rank: bool, first_real: np.ndarray
+) -> dict[float | str, np.ndarray]:
+    """Quantiles ``qs`` (keyed by q) and, if ``rank``, the percentile rank (key ``"rank"``) from one sorted-window
+    pass: what ``rolling_quantiles`` and ``rolling_rank_pct`` give, bit for bit."""
+    rows = len(qs) + int(rank)
+    out = buffers.empty((max(rows, 1), x.size), dtype=np.float64)
+    _sorted_window_pass(np.ascontiguousarray(x), int(window), first_real, np.asarray(qs, dtype=np.float64), out,
+                        len(qs) if rank else -1)
+    got: dict[float | str, np.ndarray] = {q: out[t] for t, q in enumerate(qs)}
+    if rank:
+        got["rank"] = out[len(qs)]
+    return got
 
 
 # numba imports its numpy support (and scipy's BLAS check) lazily, on the first call of any kernel: about 0.4 s.
