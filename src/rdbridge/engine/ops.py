@@ -702,8 +702,8 @@ def sorted_window_stat(ctx: Ctx, v: Value, n: int, stat: float | str) -> pl.Expr
     """A quantile (``stat`` a float) or the percentile rank (``"rank"``) of ``v`` over window ``n``.
 
     Every quantile and the rank asked of the same input and window come from one sorted-window pass (QTLU, QTLD
-    and RANK share it: measured 165 against 228 ms for Alpha158's five windows) into one struct column, one task
-    for Polars' thread pool; the set asked for is read when the kernel runs, after the whole request is planned.
+    and RANK share it: 186 against 246 ms single-threaded for Alpha158's five windows) into one struct column, one
+    task for Polars' thread pool; the set asked for is read when the kernel runs, after the whole request is planned.
     A rank asked alone keeps the direct-comparison kernel, faster without a sorted buffer to maintain. The
     columns are already null on pads and NaN where the window is empty.
     """
