@@ -545,10 +545,14 @@ class Rolling(Op):
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         raise NotImplementedError
 
+    kernel_column: ClassVar[bool] = False
+    """``rolling`` gives a kernel column (``Ctx.kernel_series``): already null on pad rows and NaN (never null) on
+    real rows without a result, so ``Ctx.finish``'s two masking passes are skipped."""
+
     def clean(self, n: int) -> bool:
-        """Whether ``rolling`` already gives null on pad rows and NaN (never null) on real rows without a result
-        (a kernel column from ``Ctx.kernel_series``), so ``Ctx.finish``'s two masking passes can be skipped."""
-        return False
+        """Whether this window's column needs no finishing masks (``kernel_column``, or per window when the form
+        depends on it)."""
+        return self.kernel_column
 
 
 def prep(ctx: Ctx, v: Value) -> pl.Expr:
@@ -684,12 +688,7 @@ class Quantile(Rolling):
         return super().check(params)
 
     def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
-        return quantile(ctx, ins[0], int(params[0]), float(params[1]))
-
-
-def quantile(ctx: Ctx, v: Value, n: int, q: float) -> pl.Expr:
-    """The ``q`` quantile of ``v`` over window ``n``, from the input's shared sorted-window pass."""
-    return sorted_window_stat(ctx, v, n, q)
+        return sorted_window_stat(ctx, ins[0], int(params[0]), float(params[1]))
 
 
 QUANTILE_SLOTS = 8
@@ -741,12 +740,11 @@ def sorted_window_stat(ctx: Ctx, v: Value, n: int, stat: float | str) -> pl.Expr
 
 class Med(Rolling):
     name = "Med"
+    kernel_column = True
 
-    def clean(self, n: int) -> bool:
-        return True
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        return quantile(ctx, ins[0], n, 0.5)
+        return sorted_window_stat(ctx, ins[0], n, 0.5)
 
 
 class Count(Rolling):
@@ -764,12 +762,11 @@ class Rank(Rolling):
     """Percentile of the current value in its window: average rank / count (pandas ``rank(pct=True)``)."""
 
     name = "Rank"
+    kernel_column = True
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         return sorted_window_stat(ctx, ins[0], n, "rank")
 
-    def clean(self, n: int) -> bool:
-        return True
 
 
 class _Moment(Rolling):
@@ -777,6 +774,7 @@ class _Moment(Rolling):
     value in the window is equal, NaN when the variance is <= 1e-14)."""
 
     kind: ClassVar[str]
+    kernel_column = True
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         first_real, kind = ctx.first_real, self.kind
@@ -785,8 +783,6 @@ class _Moment(Rolling):
             return_dtype=pl.Float64,
         )
 
-    def clean(self, n: int) -> bool:
-        return True
 
 
 class Skew(_Moment):
@@ -849,6 +845,7 @@ class EMA(Rolling):
 
 class Mad(Rolling):
     name = "Mad"
+    kernel_column = True
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         first_real = ctx.first_real
@@ -857,8 +854,6 @@ class Mad(Rolling):
             return_dtype=pl.Float64,
         )
 
-    def clean(self, n: int) -> bool:
-        return True
 
 
 class IdxMax(Rolling):
@@ -866,6 +861,7 @@ class IdxMax(Rolling):
 
     name = "IdxMax"
     sign: ClassVar[float] = 1.0
+    kernel_column = True
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         first_real, sign = ctx.first_real, self.sign
@@ -875,8 +871,6 @@ class IdxMax(Rolling):
 
         return ins[0].expr.cast(pl.Float64).map_batches(run, return_dtype=pl.Float64)
 
-    def clean(self, n: int) -> bool:
-        return True
 
 
 class IdxMin(IdxMax):
@@ -890,6 +884,11 @@ class _Regression(Rolling):
     With k the row index inside the block and c = t - N, a window member at row k sits at x = k - c, so the sums
     Qlib keeps online are sums of k, k^2, y, k*y over the window, shifted by c; for float32 inputs they are exact.
     """
+
+    def clean(self, n: int) -> bool:
+        # fixed windows: the window sums' kernel columns (Rsquare's flat-window mask has a condition that is null on
+        # pads, so the pads stay null); the expanding form is Polars arithmetic and gets finished
+        return n > 0
 
     def sums(self, ctx: Ctx, ins: list[Value], n: int) -> dict[str, pl.Expr]:
         v = ins[0]
@@ -938,9 +937,6 @@ def _fixed(ctx: Ctx, ins: list[Value], n: int, what: str) -> pl.Expr:
 class Slope(_Regression):
     name = "Slope"
 
-    def clean(self, n: int) -> bool:
-        return n > 0  # the window sums' kernel columns
-
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         if n > 0:
             return _fixed(ctx, ins, n, "slope")
@@ -949,9 +945,6 @@ class Slope(_Regression):
 
 class Resi(_Regression):
     name = "Resi"
-
-    def clean(self, n: int) -> bool:
-        return n > 0
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         if n > 0:
@@ -964,9 +957,6 @@ class Resi(_Regression):
 
 class Rsquare(_Regression):
     name = "Rsquare"
-
-    def clean(self, n: int) -> bool:
-        return n > 0  # kernel r^2 under a mask whose condition is null on pads: the pads stay null
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         if n > 0:
@@ -1027,14 +1017,12 @@ class Cov(_PairRolling):
 
 class Corr(_PairRolling):
     name = "Corr"
+    kernel_column = True  # n >= 1: the kernel's correlation under a mask whose condition is null on pads
 
     def check(self, params: tuple[int | float, ...]) -> str | None:
         if params[0] == 0:
             return "Corr needs a window >= 1 (Qlib's Corr(x, y, 0) fails in pandas)"
         return super().check(params)
-
-    def clean(self, n: int) -> bool:
-        return True  # n >= 1: the kernel's correlation under a mask whose condition is null on pads
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         p = self.pair(ctx, ins, n)  # n >= 1 here: the window sums' kernel computed the correlation itself

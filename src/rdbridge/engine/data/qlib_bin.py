@@ -39,7 +39,6 @@ class QlibBinDataService:
                 f"{self.path}: not a Qlib data dir (needs calendars/{freq}.txt, instruments/ and features/)"
             )
         self._calendar = self._read_calendar()
-        self._calendar_us = self._calendar.astype(np.int64)
         self._market = market
         self._spans = self._read_instruments(market)
 
@@ -183,7 +182,7 @@ class QlibBinDataService:
             {
                 "instrument": pl.Series(codes, dtype=pl.Utf8).gather(inst),
                 # int64 microseconds reinterpreted as Datetime: no per-element datetime conversion
-                "datetime": pl.Series(self._calendar_us[cal]).cast(pl.Datetime("us")),
+                "datetime": pl.Series(self._calendar.view(np.int64)[cal]).cast(pl.Datetime("us")),
                 **columns,
             }
         )
