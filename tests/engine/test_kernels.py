@@ -167,26 +167,3 @@ def test_regression_from_sums_is_least_squares_on_positions(window: int) -> None
         else:
             assert got[1, i] == pytest.approx(y[i] - (slope * window + icept), rel=1e-6, abs=1e-7), i
         assert got[2, i] == pytest.approx(r2, rel=1e-7, abs=1e-9), i
-
-
-@pytest.mark.parametrize("parts", [2, 3, 7])
-def test_block_cuts_fall_on_block_starts(parts: int) -> None:
-    x, first = _layout(4, 5, np.float64)
-    cuts = kernels.block_cuts(first, parts)
-    assert cuts[0] == 0 and cuts[-1] == x.size and cuts == sorted(set(cuts))
-    assert 2 <= len(cuts) <= parts + 1
-    for c in cuts[1:-1]:
-        assert first[c] != first[c - 1], f"cut {c} splits a block"
-    assert kernels.block_cuts(first[:10], 4)[-1] == 10
-
-
-@pytest.mark.parametrize(("seed", "window"), [(0, 5), (1, 150), (2, 0)])
-def test_sorted_pass_cut_into_parts_equals_one_pass(seed: int, window: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rank/quantile pass runs in block-aligned parts on several threads: any number of parts, same numbers."""
-    x, first = _layout(seed, window, np.float32)
-    got = {}
-    for parts in (1, 5):
-        monkeypatch.setattr(kernels, "KERNEL_THREADS", parts)
-        got[parts] = kernels.rolling_ranks_and_quantiles(x, window, [0.2, 0.8], True, first)
-    for key in ("rank", 0.2, 0.8):
-        np.testing.assert_array_equal(got[5][key], got[1][key])

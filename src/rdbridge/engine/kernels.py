@@ -11,10 +11,6 @@ numpy loops over window offsets.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-
 import numba
 import numpy as np
 
@@ -32,41 +28,6 @@ def window_start(n_rows: int, window: int, first_real: np.ndarray) -> np.ndarray
 def _window_count(valid: np.ndarray, start: np.ndarray) -> np.ndarray:
     cs = np.concatenate([[0], np.cumsum(valid, dtype=np.int64)])
     return cs[np.arange(1, valid.size + 1)] - cs[start]
-
-
-KERNEL_THREADS = os.cpu_count() or 1
-"""Parts a long single-column kernel is cut into. Such a kernel (a rank/quantile pass: ~40 ms at 300 x 2,500) can
-be alone in its layer of the plan; uncut, every other core waits for it."""
-
-_POOL = ThreadPoolExecutor(max_workers=KERNEL_THREADS, thread_name_prefix="rdbridge-kernel")
-
-
-def block_cuts(first_real: np.ndarray, parts: int) -> list[int]:
-    """Row boundaries ``0 = c0 < c1 < ... = n`` cutting the column into about ``parts`` equal runs of whole blocks.
-
-    ``first_real`` never decreases (a pad row carries the next block's first real row), so the first row of the
-    block after row ``r`` is one binary search away."""
-    n = first_real.size
-    cuts = [0]
-    for p in range(1, parts):
-        mid = p * n // parts
-        if mid <= cuts[-1] or mid >= n:
-            continue
-        cut = int(np.searchsorted(first_real, first_real[mid], side="right"))
-        if cuts[-1] < cut < n:
-            cuts.append(cut)
-    cuts.append(n)
-    return cuts
-
-
-def in_parts(run: Callable[[int, int], None], first_real: np.ndarray, parts: int | None = None) -> None:
-    """``run(r0, r1)`` over block-aligned row ranges, all but the first on the kernel pool (numba kernels release
-    the GIL), the first on the calling thread; returns when every part is done, re-raising any part's error."""
-    cuts = block_cuts(first_real, parts or KERNEL_THREADS)
-    futures = [_POOL.submit(run, a, b) for a, b in zip(cuts[1:-1], cuts[2:])]
-    run(cuts[0], cuts[1])
-    for f in futures:
-        f.result()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -228,17 +189,15 @@ def _replace(buf: np.ndarray, m: int, old: float, new: float, short: bool) -> No
 
 @numba.njit(cache=True, nogil=True)
 def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: np.ndarray, out: np.ndarray,
-                        rank_row: int, r0: int, r1: int) -> None:
+                        rank_row: int) -> None:
     """Slide a sorted buffer of the window's non-NaN values; per row write the linear-interpolated quantiles ``qs``
     (rows 0.. of ``out``) and, when ``rank_row >= 0``, the percentile rank of ``x[i]`` (that row): Rank and
-    Quantile of the same input and window share one pass. Rows ``r0 <= i < r1`` only, ``r0`` a block's first
-    row (``block_cuts``), so several threads can share one column."""
+    Quantile of the same input and window share one pass."""
     n = x.size
     buf = np.empty(min(n, window) + 1 if window > 0 else n + 1, dtype=x.dtype)
     short = 0 < window <= SHORT_WINDOW
-    m = 0
-    lo = r0
-    for i in range(r0, r1):
+    m = lo = 0
+    for i in range(n):
         v = x[i]
         s = _start_of(i, window, first_real)
         pending = not np.isnan(v)  # insert v, preferably by replacing a value that leaves the window
@@ -520,10 +479,8 @@ def rolling_ranks_and_quantiles(
     pass: what ``rolling_quantiles`` and ``rolling_rank_pct`` give, bit for bit."""
     rows = len(qs) + int(rank)
     out = buffers.empty((max(rows, 1), x.size), dtype=np.float64)
-    x = np.ascontiguousarray(x)
-    q = np.asarray(qs, dtype=np.float64)
-    rank_row = len(qs) if rank else -1
-    in_parts(lambda r0, r1: _sorted_window_pass(x, int(window), first_real, q, out, rank_row, r0, r1), first_real)
+    _sorted_window_pass(np.ascontiguousarray(x), int(window), first_real, np.asarray(qs, dtype=np.float64), out,
+                        len(qs) if rank else -1)
     got: dict[float | str, np.ndarray] = {q: out[t] for t, q in enumerate(qs)}
     if rank:
         got["rank"] = out[len(qs)]
