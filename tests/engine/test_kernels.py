@@ -167,3 +167,35 @@ def test_regression_from_sums_is_least_squares_on_positions(window: int) -> None
         else:
             assert got[1, i] == pytest.approx(y[i] - (slope * window + icept), rel=1e-6, abs=1e-7), i
         assert got[2, i] == pytest.approx(r2, rel=1e-7, abs=1e-9), i
+
+
+@pytest.mark.parametrize(("seed", "window"), [(0, 5), (1, 13), (2, 60), (3, 150)])
+def test_shared_sorted_pass_rank_and_quantiles_slide_over_long_blocks(seed: int, window: int) -> None:
+    """The shared pass takes the rank from the slot it inserted the value at (walking its ties) instead of
+    counting the window: checked against the definition on blocks much longer than the window, with many ties
+    (values on a coarse grid) and NaNs leaving and entering the window; 150 takes the bisecting path."""
+    rng = np.random.default_rng(seed)
+    pad = window - 1
+    xs: list[float] = []
+    first: list[int] = []
+    for length in (3 * window + 7, window // 2 + 1, 2 * window):
+        start = len(xs) + pad
+        xs += [np.nan] * pad + list(np.round(rng.normal(size=length) * 4))
+        first += [start] * (pad + length)
+    x = np.array(xs, dtype=np.float32)
+    first_real = np.array(first, dtype=np.int64)
+    real = np.arange(x.size) >= first_real
+    x[real & (rng.random(x.size) < 0.15)] = np.nan
+    got = kernels.rolling_ranks_and_quantiles(x, window, [0.2, 0.8], True, first_real)
+    for i, win in _windows(x, first_real, window):
+        vals = win[~np.isnan(win)].astype(np.float64)
+        if np.isnan(x[i]) or vals.size == 0:
+            assert np.isnan(got["rank"][i]), i
+        else:
+            want = ((vals < x[i]).sum() + ((vals == x[i]).sum() + 1) / 2) / vals.size
+            assert got["rank"][i] == want, i
+        for q in (0.2, 0.8):
+            if vals.size == 0:
+                assert np.isnan(got[q][i]), (i, q)
+            else:
+                assert got[q][i] == pytest.approx(np.quantile(vals, q), rel=1e-12, abs=1e-12), (i, q)

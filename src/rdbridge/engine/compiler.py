@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from rdbridge.engine.ast import Call, Const, Field, Node, walk
-from rdbridge.engine.ops import BOOL, CONST, F32, OPERATORS, CompileError, Ctx, Ref, Rolling, Value
+from rdbridge.engine.epilogue import BARE, BY_FIELD, BY_NUMBER, Epilogue
+from rdbridge.engine.ops import BOOL, CONST, F32, F64, OPERATORS, CompileError, Ctx, Ref, Rolling, Value
 
 _COMMUTATIVE = {"Add", "Mul", "Greater", "Less", "Eq", "Ne", "And", "Or"}
 _MIRROR = {"Gt": "Lt", "Ge": "Le"}
@@ -59,6 +60,7 @@ class Plan:
     constants: dict[str, float] = field(default_factory=dict)  # requested name -> constant value
     helper_steps: list[list[list[tuple[str, pl.Expr]]]] = field(default_factory=list)  # per layer, per level
     ready_after: list[list[str]] = field(default_factory=list)  # per layer: output columns no later layer reads
+    fused: list[str] = field(default_factory=list)  # output columns a kernel writes itself (``Ctx.fused``)
 
 
 def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) -> Plan:
@@ -88,6 +90,8 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
     depth: dict[Node, int] = {}
     names: dict[Node, str] = {}
     pending: list[tuple[Node, pl.Expr]] = []
+    kernel_of: dict[Node, tuple[object, str]] = {}  # node -> (kernel key, field) when its column is a raw result
+    fused: dict[Node, str] = {}
     for i, n in enumerate(order):
         if isinstance(n, Field):
             if n.name not in field_columns:
@@ -106,8 +110,20 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
         ctx.layer = max((depth[c] for c in n.args), default=0) + 1
         terminal = n in root_nodes and uses[n] == 0  # its pad rows are dropped unread: no pad mask needed
         ctx.terminal = terminal
+        ctx.kernel_field = None
         expr = op.compile(ctx, ins, n.params)
         ctx.terminal = False
+        raw, ctx.kernel_field = ctx.kernel_field, None
+        if raw is not None and raw[2] is expr:
+            kernel_of[n] = (raw[0], raw[1])
+        if terminal:
+            ep = _epilogue(n, dtype, kernel_of, values, ctx, field_columns, f"_f{i}")
+            if ep is not None:
+                ctx.epilogues.setdefault(kernel_of[ep[0]][0], []).append(ep[1])
+                fused[n] = ep[1].out
+                depth[n] = max((depth[c] for c in n.args), default=0) + 1  # where its kernel's helper runs
+                values[n] = Value(None, dtype, None, n)
+                continue
         if op.masks_pads and not terminal and not isinstance(op, (Rolling, Ref)):
             expr = pl.when(ctx.pad).then(None).otherwise(expr)
         d = max((depth[c] for c in n.args), default=0)
@@ -123,7 +139,11 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
             depth[n] = d
             values[n] = Value(expr, dtype, None, n)
 
-    n_layers = max((depth[n] for n, _ in pending), default=0)
+    n_layers = max(
+        max((depth[n] for n, _ in pending), default=0),
+        max((depth[n] for n in fused), default=0),
+        max((h.last_layer for h in ctx.helpers.values()), default=0),
+    )
     layers: list[list[tuple[str, pl.Expr]]] = [[] for _ in range(n_layers)]
     for n, expr in pending:
         layers[depth[n] - 1].append((names[n], expr))
@@ -139,7 +159,7 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
         out, stack = [], list(consumers[n])
         while stack:
             c = stack.pop()
-            if c in names:
+            if c in names or c in fused:  # a fused output reads its inputs in its kernel's layer
                 out.append(c)
             else:
                 stack.extend(consumers[c])
@@ -164,9 +184,39 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
             outputs[out_name] = field_columns[root.name]
             dtypes[out_name] = F32
         else:
-            outputs[out_name] = names[root]
+            outputs[out_name] = fused[root] if root in fused else names[root]
             dtypes[out_name] = values[root].dtype
-    return Plan(layers, drop_after, outputs, dtypes, constants, helper_steps, ready_after)
+    return Plan(layers, drop_after, outputs, dtypes, constants, helper_steps, ready_after, sorted(set(fused.values())))
+
+
+def _epilogue(
+    n: Call,
+    dtype: str,
+    kernel_of: dict[Node, tuple[object, str]],
+    values: dict[Node, Value],
+    ctx: Ctx,
+    field_columns: Mapping[str, str],
+    out: str,
+) -> tuple[Node, Epilogue] | None:
+    """Whether the requested output ``n`` can be written by the kernel computing its statistic (``epilogue.py``):
+    ``n`` is that statistic itself (when the kernel is a shared helper, which runs whether or not a column reads
+    it), or the statistic divided by a panel field or a number. Returns the statistic's node and the epilogue."""
+    if ctx.blocks is None:
+        return None
+    if n in kernel_of:
+        key, stat = kernel_of[n]
+        return (n, Epilogue(stat, out, BARE)) if key in ctx.helpers and dtype == F64 else None
+    if n.op != "Div" or len(n.args) != 2:
+        return None
+    a, b = n.args
+    if a not in kernel_of or values[a].dtype != F64:
+        return None
+    stat = kernel_of[a][1]
+    if isinstance(b, Field) and b.name in field_columns and values[b].dtype == F32:
+        return a, Epilogue(stat, out, BY_FIELD, divisor=field_columns[b.name])
+    if isinstance(b, Const) and isinstance(b.value, (int, float)) and not isinstance(b.value, bool):
+        return a, Epilogue(stat, out, BY_NUMBER, number=float(b.value))
+    return None
 
 
 def is_bool(dtype: str) -> bool:

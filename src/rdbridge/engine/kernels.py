@@ -163,8 +163,9 @@ def _count_not_above(buf: np.ndarray, m: int, v: float) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _replace(buf: np.ndarray, m: int, old: float, new: float, short: bool) -> None:
-    """In the sorted ``buf[:m]``, replace one ``old`` by ``new`` moving only the entries between the two."""
+def _replace(buf: np.ndarray, m: int, old: float, new: float, short: bool) -> int:
+    """In the sorted ``buf[:m]``, replace one ``old`` by ``new`` moving only the entries between the two; returns
+    the slot ``new`` went to."""
     if short:
         p = _count_below(buf, m, old)
         q = _count_below(buf, m, new)
@@ -172,11 +173,11 @@ def _replace(buf: np.ndarray, m: int, old: float, new: float, short: bool) -> No
             for k in range(p, q - 1):
                 buf[k] = buf[k + 1]
             buf[q - 1] = new
-        else:
-            for k in range(p, q, -1):
-                buf[k] = buf[k - 1]
-            buf[q] = new
-        return
+            return q - 1
+        for k in range(p, q, -1):
+            buf[k] = buf[k - 1]
+        buf[q] = new
+        return q
     j = _lower(buf, m, old)
     while j + 1 < m and buf[j + 1] < new:
         buf[j] = buf[j + 1]
@@ -185,6 +186,21 @@ def _replace(buf: np.ndarray, m: int, old: float, new: float, short: bool) -> No
         buf[j] = buf[j - 1]
         j -= 1
     buf[j] = new
+    return j
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _tie_span(buf: np.ndarray, m: int, slot: int) -> tuple[int, int]:
+    """Around ``buf[slot]`` in the sorted ``buf[:m]``: how many entries are below it and how many are at most it.
+    Ties are few, so walking them beats counting the whole window twice."""
+    v = buf[slot]
+    a = slot
+    while a > 0 and buf[a - 1] == v:
+        a -= 1
+    b = slot + 1
+    while b < m and buf[b] == v:
+        b += 1
+    return a, b
 
 
 @numba.njit(cache=True, nogil=True)
@@ -201,6 +217,7 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
         v = x[i]
         s = _start_of(i, window, first_real)
         pending = not np.isnan(v)  # insert v, preferably by replacing a value that leaves the window
+        slot = -1  # where v sits in the buffer once inserted
         while lo < s:
             u = x[lo]
             lo += 1
@@ -210,10 +227,12 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
             if np.isnan(u):
                 continue
             if pending:
-                _replace(buf, m, u, v, short)
+                slot = _replace(buf, m, u, v, short)
                 pending = False
             else:
                 j = _count_below(buf, m, u) if short else _lower(buf, m, u)
+                if slot > j:  # v was inserted above the value leaving: it moves down one slot
+                    slot -= 1
                 for k in range(j, m - 1):
                     buf[k] = buf[k + 1]
                 m -= 1
@@ -222,17 +241,13 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
             for k in range(m, j, -1):
                 buf[k] = buf[k - 1]
             buf[j] = v
+            slot = j
             m += 1
         if rank_row >= 0:
-            if np.isnan(v) or m == 0:
+            if np.isnan(v) or m == 0 or slot < 0:
                 out[rank_row, i] = np.nan
             else:
-                if short:  # counting (SIMD, no branches) beats bisection on short windows
-                    a = _count_below(buf, m, v)
-                    b = _count_not_above(buf, m, v)
-                else:
-                    a = _lower(buf, m, v)
-                    b = _upper(buf, m, v)
+                a, b = _tie_span(buf, m, slot)
                 out[rank_row, i] = (a + ((b - a) + 1.0) / 2.0) / m
         for t in range(qs.size):
             if m == 0:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -29,6 +29,7 @@ import polars as pl
 
 from rdbridge.engine import kernels
 from rdbridge.engine.columns import filled, values_view
+from rdbridge.engine.epilogue import Blocks, Epilogue, finish
 from rdbridge.engine.window_stats import window_moments
 
 BOOL, F32, F64, CONST = "bool", "f32", "f64", "const"
@@ -77,6 +78,27 @@ class Ctx:
         self.kernel_cache: dict[object, dict] = {}
         self._pad_validity: tuple[object, int] | None = None
         self._lock = threading.Lock()
+        # outputs the kernels write themselves (epilogue.py): set up by the runner, planned by the compiler
+        self.blocks: Blocks | None = None
+        self.field_values: dict[str, np.ndarray] = {}  # padded float32 values of each panel field
+        self.epilogues: dict[object, list[Epilogue]] = {}  # kernel key -> outputs it writes
+        self.fused: dict[str, np.ndarray] = {}  # output column -> its float32 real rows, once written
+        self.kernel_field: tuple[object, str, pl.Expr] | None = None  # what the last compile returned, if raw
+
+    def raw_field(self, key: object, field: str, expr: pl.Expr) -> pl.Expr:
+        """Note that ``expr`` (returned by an operator as is) is field ``field`` of kernel ``key``'s result, so the
+        compiler can fuse an output reading it into that kernel (``emit``)."""
+        self.kernel_field = (key, field, expr)
+        return expr
+
+    def emit(self, key: object, arrays: Mapping[str, np.ndarray]) -> None:
+        """Called by kernel ``key`` with its padded float64 results: write the outputs fused into it."""
+        eps = self.epilogues.get(key)
+        if not eps:
+            return
+        assert self.blocks is not None, "fused outputs need the runner's layout"
+        for ep in eps:
+            self.fused[ep.out] = finish(arrays[ep.field], ep, self.blocks, self.field_values)
 
     def _pads(self) -> tuple[object, int]:
         """The pad rows' validity bitmap (an Arrow buffer, built once per layout) and how many pad rows there are."""
@@ -587,13 +609,15 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> d
             cols["corr"] = kernels.corr_from_sums(sums)
         else:
             cols.update(zip(REG_RESULTS, kernels.regression_from_sums(sums, xa, xb, n)))
+        ctx.emit(ckey, cols)
         return pl.DataFrame([ctx.kernel_series(a).alias(w) for w, a in cols.items()]).to_struct(s.name)
 
     def build() -> pl.Expr:
         rows = pl.struct([a.cast(pl.Float64).alias("a"), b.cast(pl.Float64).alias("b")])
         return rows.map_batches(run, return_dtype=pl.Struct({w: pl.Float64 for w in fields}))
 
-    col = ctx.shared(("wsums", kind, key, n), build)
+    ckey = ("wsums", kind, key, n)
+    col = ctx.shared(ckey, build)
     return {w: col.struct.field(w) for w in fields}
 
 
@@ -620,17 +644,19 @@ def moment(ctx: Ctx, v: Value, n: int, stat: str) -> pl.Expr:
     first_real = ctx.first_real
     src = v.expr.cast(pl.Float64) if v.dtype == BOOL else v.expr
 
+    key = ("moments", v.key, n)
+
     def run(s: pl.Series) -> pl.Series:
         got = window_moments(ctx.real_values(s), n, first_real, sorted(stats))
+        ctx.emit(key, got)
         cols = {name: ctx.kernel_series(arr) for name, arr in got.items()}
         filler = next(iter(cols.values()))
         return pl.DataFrame([cols.get(name, filler).alias(name) for name in MOMENT_STATS]).to_struct(s.name)
 
     col = ctx.shared(
-        ("moments", v.key, n),
-        lambda: src.map_batches(run, return_dtype=pl.Struct({name: pl.Float64 for name in MOMENT_STATS})),
+        key, lambda: src.map_batches(run, return_dtype=pl.Struct({name: pl.Float64 for name in MOMENT_STATS}))
     )
-    return col.struct.field(stat)
+    return ctx.raw_field(key, stat, col.struct.field(stat))
 
 
 def rolling_std(ctx: Ctx, v: Value, n: int) -> pl.Expr:
@@ -727,15 +753,17 @@ def sorted_window_stat(ctx: Ctx, v: Value, n: int, stat: float | str) -> pl.Expr
             got = kernels.rolling_ranks_and_quantiles(x, n, mine, rank, first_real)
         else:
             got = {"rank": kernels.rolling_rank_pct(x, n, first_real)}
-        cols = {("rank" if k == "rank" else f"q{mine.index(k)}"): ctx.kernel_series(a) for k, a in got.items()}
+        arrays = {("rank" if k == "rank" else f"q{mine.index(k)}"): a for k, a in got.items()}
+        ctx.emit(key, arrays)
+        cols = {f: ctx.kernel_series(a) for f, a in arrays.items()}
         filler = next(iter(cols.values()))
         return pl.DataFrame([cols.get(f, filler).alias(f) for f in SORTED_FIELDS]).to_struct(s.name)
 
+    key = ("sorted", v.key, n, part)
     col = ctx.shared(
-        ("sorted", v.key, n, part),
-        lambda: prep(ctx, v).map_batches(run, return_dtype=pl.Struct({f: pl.Float64 for f in SORTED_FIELDS})),
+        key, lambda: prep(ctx, v).map_batches(run, return_dtype=pl.Struct({f: pl.Float64 for f in SORTED_FIELDS}))
     )
-    return col.struct.field(field)
+    return ctx.raw_field(key, field, col.struct.field(field))
 
 
 class Med(Rolling):
@@ -865,11 +893,14 @@ class IdxMax(Rolling):
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         first_real, sign = ctx.first_real, self.sign
+        key = ("argmax", ins[0].key, n, sign)
 
         def run(s: pl.Series) -> pl.Series:
-            return ctx.kernel_series(kernels.rolling_first_argmax(filled(s), sign, n, first_real))
+            got = kernels.rolling_first_argmax(filled(s), sign, n, first_real)
+            ctx.emit(key, {"value": got})
+            return ctx.kernel_series(got)
 
-        return ins[0].expr.cast(pl.Float64).map_batches(run, return_dtype=pl.Float64)
+        return ctx.raw_field(key, "value", ins[0].expr.cast(pl.Float64).map_batches(run, return_dtype=pl.Float64))
 
 
 
@@ -931,7 +962,7 @@ class _Regression(Rolling):
 def _fixed(ctx: Ctx, ins: list[Value], n: int, what: str) -> pl.Expr:
     """A fixed-window regression result the window sums' kernel computed in the same call."""
     y = ins[0].expr.cast(pl.Float64)
-    return wsums(ctx, "reg", ins[0].key, n, y, ctx.k)[what]
+    return ctx.raw_field(("wsums", "reg", ins[0].key, n), what, wsums(ctx, "reg", ins[0].key, n, y, ctx.k)[what])
 
 
 class Slope(_Regression):

@@ -23,7 +23,9 @@ import polars as pl
 
 from rdbridge.engine import buffers
 from rdbridge.engine.ast import Node, fields_of
+from rdbridge.engine.columns import values_view
 from rdbridge.engine.compiler import canonical, lookback, plan
+from rdbridge.engine.epilogue import Blocks
 from rdbridge.engine.ops import CompileError, Ctx
 from rdbridge.engine.parser import ExpressionSyntaxError, parse
 from rdbridge.engine.pyfactors import run_pyfactors
@@ -210,9 +212,11 @@ def _compute(
     pad = lookback(all_nodes)
     layout = build_layout(panel["instrument"], pad)
     base = layout.frame(panel, sorted(needed))
+    blocks = Blocks.from_positions(layout.positions)
+    field_values = {f: values_view(base[f]) for f in needed}
     finished: dict[str, pl.Series] = {}  # requested name -> its real rows as Float32 (Qlib's output dtype)
     for group in chunks(roots):
-        finished.update(_evaluate(group, base, layout, needed, report))
+        finished.update(_evaluate(group, base, layout, needed, report, blocks, field_values))
     del base
     out_cols: list[pl.Series] = [panel["instrument"].cast(pl.Utf8), panel["datetime"]]
     for name in exprs:
@@ -251,11 +255,18 @@ def chunks(roots: Mapping[str, Node]) -> list[dict[str, Node]]:
 
 
 def _evaluate(
-    roots: Mapping[str, Node], base: pl.DataFrame, layout: Layout, needed: set[str], report: _Progress
+    roots: Mapping[str, Node],
+    base: pl.DataFrame,
+    layout: Layout,
+    needed: set[str],
+    report: _Progress,
+    blocks: Blocks,
+    field_values: dict[str, np.ndarray],
 ) -> dict[str, pl.Series]:
     """Plan and run one group of expressions on the padded ``base`` frame; returns name -> Float32 real rows."""
     pad = layout.pad_rows
     ctx = Ctx(layout.max_block, layout.first_real, pad)
+    ctx.blocks, ctx.field_values = blocks, field_values
     try:
         p = plan(roots, ctx, {f: f for f in needed})
     except CompileError as exc:
@@ -281,11 +292,20 @@ def _evaluate(
             work = work.drop(p.drop_after[i])
         if p.ready_after[i]:
             take(p.ready_after[i])
+    for c in p.fused:  # written by the kernels themselves (epilogue.py)
+        done[c] = _float32_series(ctx.fused.pop(c))
     fields_out = sorted({c for c in p.outputs.values() if c not in done})
     if fields_out:
         take(fields_out)
     report.step(f"{len(roots)} expressions: {sum(len(x) for x in p.layers)} columns in {len(p.layers)} layers")
     return {name: done[col] for name, col in p.outputs.items()}
+
+
+def _float32_series(values: np.ndarray) -> pl.Series:
+    """A float32 array as a Polars Series without a copy (no nulls: missing values are NaN, as in Qlib)."""
+    import pyarrow as pa
+
+    return pl.Series(pa.Array.from_buffers(pa.float32(), values.size, [None, pa.py_buffer(values)], null_count=0))
 
 
 def _walk_all(root: Node) -> list[Node]:

@@ -1,0 +1,74 @@
+"""Outputs written by their kernel (``epilogue.py``): which ones take the path, and that they are bit for bit what
+the Polars form gives, on a panel with late listings, suspensions (NaN rows), zeros in the divisor (inf) and ties."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from rdbridge.engine import compiler, compute
+from rdbridge.engine.synthetic import make_panel
+
+EXPRS = {
+    "ma": "Mean($close, 5) / $close",
+    "std": "Std($close, 10) / $close",
+    "mx": "Max($high, 20) / $close",
+    "qtlu": "Quantile($close, 10, 0.8) / $close",
+    "rank": "Rank($close, 7)",
+    "imax": "IdxMax($high, 5) / 5",
+    "beta": "Slope($close, 10) / $close",
+    "resi": "Resi($close, 5) / $close",
+    "by_zero": "Mean($volume, 3) / $zero",  # x / 0 -> inf, 0 / 0 -> NaN
+    "sum_by_neg": "Sum($close, 4) / -3",
+    # not fused: read by another output, masked, or divided by an expression
+    "std_shared": "Std($close, 10)",
+    "std_ratio": "Std($close, 10) / Mean($close, 10)",
+    "rsqr": "Rsquare($close, 10)",
+    "vma": "Mean($volume, 5) / ($volume + 1e-12)",
+}
+FUSED = {"ma", "std", "mx", "qtlu", "rank", "imax", "beta", "resi", "by_zero", "sum_by_neg"}
+
+
+def _panel() -> pl.DataFrame:
+    p = make_panel(12, 90, seed=3, late_listing_frac=0.4, suspension_frac=0.05)
+    zero = pl.when(pl.int_range(pl.len()) % 7 == 0).then(0.0).otherwise(pl.col("open") - pl.col("close"))
+    return p.with_columns(zero.cast(pl.Float32).alias("zero"))
+
+
+def test_the_kernel_writes_stat_outputs_and_polars_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    fused: set[str] = set()
+    real_plan = compiler.plan
+
+    def spy(roots, ctx, field_columns):  # noqa: ANN001, ANN202 - test spy with plan's signature
+        p = real_plan(roots, ctx, field_columns)
+        fused.update(name for name, c in p.outputs.items() if c in p.fused)
+        return p
+
+    monkeypatch.setattr("rdbridge.engine.runner.plan", spy)
+    compute(_panel(), EXPRS)
+    assert fused == FUSED
+
+
+def test_fused_outputs_are_bit_identical_to_the_polars_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _panel()
+    got = compute(p, EXPRS)
+    monkeypatch.setattr(compiler, "_epilogue", lambda *a, **k: None)
+    want = compute(p, EXPRS)
+    assert got.columns == want.columns
+    for name in EXPRS:
+        a, b = got[name], want[name]
+        assert a.dtype == b.dtype == pl.Float32, name
+        assert a.null_count() == b.null_count() == 0, name
+        np.testing.assert_array_equal(a.to_numpy().view(np.uint32), b.to_numpy().view(np.uint32), err_msg=name)
+    by_zero = got["by_zero"].to_numpy()
+    assert np.isinf(by_zero).any() and np.isnan(by_zero).any()
+
+
+def test_a_lone_fused_output_still_runs_its_kernel() -> None:
+    """The only request is a statistic the kernel writes itself: no column reads the kernel's helper."""
+    p = _panel()
+    alone = compute(p, {"rank": "Rank($close, 7)"})
+    with_others = compute(p, EXPRS)
+    np.testing.assert_array_equal(alone["rank"].to_numpy(), with_others["rank"].to_numpy())
+    assert alone["rank"].is_nan().sum() < alone.height
