@@ -199,3 +199,23 @@ def test_shared_sorted_pass_rank_and_quantiles_slide_over_long_blocks(seed: int,
                 assert np.isnan(got[q][i]), (i, q)
             else:
                 assert got[q][i] == pytest.approx(np.quantile(vals, q), rel=1e-12, abs=1e-12), (i, q)
+
+
+@pytest.mark.parametrize(("seed", "window"), [(0, 5), (1, 13), (2, 150)])
+def test_rank_and_quantile_kernels_treat_infinities_as_missing(seed: int, window: int) -> None:
+    """pandas' rolling sees ±inf as NaN; the kernels read the raw column (no prepared copy), so they skip ±inf
+    themselves: the same results as with NaN in those rows, for the shared pass and the direct rank."""
+    x, first = _layout(seed, window, np.float32)
+    rng = np.random.default_rng(seed + 10)
+    real = np.arange(x.size) >= first
+    hit = real & (rng.random(x.size) < 0.1)
+    with_inf = x.copy()
+    with_inf[hit] = np.where(rng.random(hit.sum()) < 0.5, np.inf, -np.inf).astype(np.float32)
+    with_nan = x.copy()
+    with_nan[hit] = np.nan
+    got = kernels.rolling_ranks_and_quantiles(with_inf, window, [0.2, 0.8], True, first)
+    want = kernels.rolling_ranks_and_quantiles(with_nan, window, [0.2, 0.8], True, first)
+    for k in ("rank", 0.2, 0.8):
+        np.testing.assert_array_equal(got[k][real], want[k][real], err_msg=str(k))
+    np.testing.assert_array_equal(kernels.rolling_rank_pct(with_inf, window, first)[real],
+                                  kernels.rolling_rank_pct(with_nan, window, first)[real])

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from rdbridge.engine import buffers
+
 BARE, BY_NUMBER, BY_FIELD = 0, 1, 2
 
 
@@ -75,7 +77,7 @@ _NO_DIVISOR = np.zeros(0, np.float32)
 
 def finish(src: np.ndarray, ep: Epilogue, blocks: Blocks, fields: dict[str, np.ndarray]) -> np.ndarray:
     """The output's float32 real rows from the kernel's padded float64 column ``src``."""
-    out = np.empty(blocks.n_rows, dtype=np.float32)
+    out = buffers.empty(blocks.n_rows, dtype=np.float32)  # recycled pages once the caller drops the output
     div = fields[ep.divisor] if ep.mode == BY_FIELD else _NO_DIVISOR
     _finish(np.ascontiguousarray(src, dtype=np.float64), np.ascontiguousarray(div, dtype=np.float32),
             float(ep.number), ep.mode, blocks.src_start, blocks.dst_start, blocks.length, out)

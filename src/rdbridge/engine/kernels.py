@@ -206,7 +206,7 @@ def _tie_span(buf: np.ndarray, m: int, slot: int) -> tuple[int, int]:
 @numba.njit(cache=True, nogil=True)
 def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: np.ndarray, out: np.ndarray,
                         rank_row: int) -> None:
-    """Slide a sorted buffer of the window's non-NaN values; per row write the linear-interpolated quantiles ``qs``
+    """Slide a sorted buffer of the window's finite values (±inf count as missing, as pandas' rolling sees them); per row write the linear-interpolated quantiles ``qs``
     (rows 0.. of ``out``) and, when ``rank_row >= 0``, the percentile rank of ``x[i]`` (that row): Rank and
     Quantile of the same input and window share one pass."""
     n = x.size
@@ -216,7 +216,7 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
     for i in range(n):
         v = x[i]
         s = _start_of(i, window, first_real)
-        pending = not np.isnan(v)  # insert v, preferably by replacing a value that leaves the window
+        pending = np.isfinite(v)  # insert v, preferably by replacing a value that leaves the window
         slot = -1  # where v sits in the buffer once inserted
         while lo < s:
             u = x[lo]
@@ -224,7 +224,7 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
             if lo > i:  # an empty window (pad row): x[i] was never inserted
                 pending = False
                 continue
-            if np.isnan(u):
+            if not np.isfinite(u):
                 continue
             if pending:
                 slot = _replace(buf, m, u, v, short)
@@ -244,7 +244,7 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
             slot = j
             m += 1
         if rank_row >= 0:
-            if np.isnan(v) or m == 0 or slot < 0:
+            if not np.isfinite(v) or m == 0 or slot < 0:
                 out[rank_row, i] = np.nan
             else:
                 a, b = _tie_span(buf, m, slot)
@@ -272,10 +272,11 @@ def _rank_direct(x: np.ndarray, window: int, first_real: np.ndarray, out: np.nda
         below = same = cnt = 0
         for j in range(s, i + 1):
             u = x[j]
-            below += u < v
-            same += u == v
-            cnt += u == u
-        out[i] = np.nan if (np.isnan(v) or cnt == 0) else (below + (same + 1.0) / 2.0) / cnt
+            ok = np.isfinite(u)
+            below += ok and u < v
+            same += ok and u == v
+            cnt += ok
+        out[i] = np.nan if (not np.isfinite(v) or cnt == 0) else (below + (same + 1.0) / 2.0) / cnt
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

@@ -743,10 +743,11 @@ def sorted_window_stat(ctx: Ctx, v: Value, n: int, stat: float | str) -> pl.Expr
         part, slot = divmod(qs.index(float(stat)), QUANTILE_SLOTS)
         field = f"q{slot}"
     f32, first_real = v.dtype == F32, ctx.first_real
+    raw = v.dtype in (F32, F64)  # the kernels skip NaN and ±inf and never read pad rows: no prepared column
 
     def run(s: pl.Series) -> pl.Series:
-        x = filled(s)
-        x = x.astype(np.float32) if f32 else x
+        x = ctx.real_values(s) if raw else filled(s)
+        x = x.astype(np.float32) if f32 and x.dtype != np.float32 else x
         mine = qs[part * QUANTILE_SLOTS : (part + 1) * QUANTILE_SLOTS]
         rank = state["rank"] and part == 0
         if mine:
@@ -760,9 +761,8 @@ def sorted_window_stat(ctx: Ctx, v: Value, n: int, stat: float | str) -> pl.Expr
         return pl.DataFrame([cols.get(f, filler).alias(f) for f in SORTED_FIELDS]).to_struct(s.name)
 
     key = ("sorted", v.key, n, part)
-    col = ctx.shared(
-        key, lambda: prep(ctx, v).map_batches(run, return_dtype=pl.Struct({f: pl.Float64 for f in SORTED_FIELDS}))
-    )
+    src = v.expr if raw else prep(ctx, v)
+    col = ctx.shared(key, lambda: src.map_batches(run, return_dtype=pl.Struct({f: pl.Float64 for f in SORTED_FIELDS})))
     return ctx.raw_field(key, field, col.struct.field(field))
 
 
