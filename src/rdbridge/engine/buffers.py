@@ -26,6 +26,13 @@ import weakref
 import numpy as np
 
 _PAGE = mmap.PAGESIZE
+_MADV_POPULATE_WRITE = 23  # Linux >= 5.14; elsewhere madvise fails and the pages fault in on first write instead
+try:
+    _madvise = ctypes.CDLL(None, use_errno=True).madvise
+    _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    _madvise.restype = ctypes.c_int
+except (OSError, AttributeError):  # no C library symbols to call: prefill still maps, without populating
+    _madvise = None
 
 
 class _Pool:
@@ -40,10 +47,25 @@ class _Pool:
             idle = self._idle.get(size)
             if idle:
                 return idle.pop()
+        return self._new(size)
+
+    @staticmethod
+    def _new(size: int) -> mmap.mmap:
         mm = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         if hasattr(mmap, "MADV_NOHUGEPAGE"):
             mm.madvise(mmap.MADV_NOHUGEPAGE)
         return mm
+
+    def prefill(self, size: int, count: int) -> None:
+        """Map ``count`` buffers of ``size`` bytes and fault them in (one system call each, without the GIL), adding
+        each to the idle list as it is ready."""
+        for _ in range(count):
+            mm = self._new(size)
+            if _madvise is not None:
+                owner = ctypes.c_char.from_buffer(mm)
+                _madvise(ctypes.addressof(owner), size, _MADV_POPULATE_WRITE)
+                del owner  # no export may outlive the mapping's hand-over
+            self.give(size, mm)
 
     def give(self, size: int, mm: mmap.mmap) -> None:
         with self._lock:
@@ -78,11 +100,30 @@ def empty(shape: int | tuple[int, ...], dtype: type | np.dtype = np.float64) -> 
     dims = (shape,) if isinstance(shape, int) else tuple(shape)
     dt = np.dtype(dtype)
     count = int(np.prod(dims, dtype=np.int64)) if dims else 1
-    size = max(-(-count * dt.itemsize // _PAGE), 1) * _PAGE
+    size = nbytes(count, dt)
     mm = _POOL.take(size)
     owner = (ctypes.c_char * size).from_buffer(mm)  # every view of the array keeps this alive
     weakref.finalize(owner, _POOL.give, size, mm)
     return np.frombuffer(owner, dtype=dt, count=count).reshape(dims)
+
+
+def nbytes(count: int, dtype: type | np.dtype) -> int:
+    """The mapping size ``empty`` uses for ``count`` items of ``dtype``."""
+    return max(-(-count * np.dtype(dtype).itemsize // _PAGE), 1) * _PAGE
+
+
+def prefill(requests: list[tuple[int, int]]) -> threading.Thread:
+    """Fault in buffers for ``(size, count)`` requests on a background thread, while the caller does serial work on
+    one core: the page faults a compute would take inside its parallel passes are taken on the idle core instead.
+    Unused buffers go with the next ``release_idle``."""
+
+    def run() -> None:
+        for size, count in requests:
+            _POOL.prefill(size, count)
+
+    t = threading.Thread(target=run, name="rdbridge-prefill", daemon=True)
+    t.start()
+    return t
 
 
 def idle_bytes() -> int:

@@ -203,6 +203,9 @@ def _compute(
     if clash:
         raise ValueError(f"factor name(s) {clash} are given both as an expression and as a Python factor")
     report = _Progress(progress)
+    # fault in memory on the idle core while this one parses and lays out: about a third of a request's outputs
+    # are written by their kernels into float32 buffers from the pool (epilogue.py)
+    buffers.prefill([(buffers.nbytes(panel.height, np.float32), len(exprs) // PREFILL_OUTPUT_SHARE)])
     roots = parse_all(exprs)
     needed: set[str] = set()
     for root in roots.values():
@@ -211,6 +214,7 @@ def _compute(
     all_nodes = [n for r in roots.values() for n in _walk_all(r)]
     pad = lookback(all_nodes)
     layout = build_layout(panel["instrument"], pad)
+    buffers.prefill([(buffers.nbytes(layout.n_padded, np.float64), PREFILL_COLUMNS)])
     base = layout.frame(panel, sorted(needed))
     blocks = Blocks.from_positions(layout.positions)
     field_values = {f: values_view(base[f]) for f in needed}
@@ -241,6 +245,11 @@ def _compute(
         out = out.filter(cond)
     return out
 
+
+PREFILL_OUTPUT_SHARE = 3
+PREFILL_COLUMNS = 24
+"""Buffers faulted in ahead on a background thread: one float32 output per ``PREFILL_OUTPUT_SHARE`` requested
+names, and ``PREFILL_COLUMNS`` padded float64 kernel columns (about what one group keeps live)."""
 
 CHUNK_ROOTS = 64
 """Expressions evaluated together: enough columns per layer to keep every core busy, few enough that the live
