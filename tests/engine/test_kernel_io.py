@@ -105,6 +105,19 @@ def test_prefilled_buffers_are_handed_out_already_faulted_in() -> None:
     buffers.release_idle(wait=True)
 
 
+def test_prefill_maps_at_most_its_budget() -> None:
+    """A large panel's request must not map gigabytes ahead: the requests are cut to ``PREFILL_BUDGET`` bytes."""
+    buffers.release_idle(wait=True)
+    size = buffers.nbytes(2**20, np.float64)  # 8 MiB
+    buffers.prefill([(size, 10_000), (buffers.nbytes(10, np.float32), 5)])
+    buffers.release_idle(wait=True)  # joins the prefill thread first: nothing is left idle afterwards
+    assert buffers.idle_bytes() == 0
+    t = buffers.prefill([(size, 10_000), (buffers.nbytes(10, np.float32), 5)])
+    t.join()
+    assert buffers.idle_bytes() == (buffers.PREFILL_BUDGET // size) * size
+    buffers.release_idle(wait=True)
+
+
 def test_buffers_are_never_transparent_huge_pages() -> None:
     """Huge pages fault in several times slower on these VMs (see buffers.py): the mapping must say no to them."""
     arr = buffers.empty(3 * 2**20, dtype=np.float64)  # 24 MB: eligible for huge pages if not opted out

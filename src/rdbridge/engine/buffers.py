@@ -112,16 +112,30 @@ def nbytes(count: int, dtype: type | np.dtype) -> int:
     return max(-(-count * np.dtype(dtype).itemsize // _PAGE), 1) * _PAGE
 
 
+PREFILL_BUDGET = 256 * 2**20
+"""Bytes one ``prefill`` call may map ahead: about what this VM populates in the ~80 ms a compute spends parsing
+and laying out, and a bound that keeps a large panel's request from mapping gigabytes it may not use."""
+
+_PREFILLING: list[threading.Thread] = []
+
+
 def prefill(requests: list[tuple[int, int]]) -> threading.Thread:
-    """Fault in buffers for ``(size, count)`` requests on a background thread, while the caller does serial work on
-    one core: the page faults a compute would take inside its parallel passes are taken on the idle core instead.
-    Unused buffers go with the next ``release_idle``."""
+    """Fault in buffers for ``(size, count)`` requests (at most ``PREFILL_BUDGET`` bytes in all) on a background
+    thread, while the caller does serial work on one core: the page faults a compute would take inside its
+    parallel passes are taken on the idle core instead. Unused buffers go with the next ``release_idle``."""
+    budget = PREFILL_BUDGET
+    plan: list[tuple[int, int]] = []
+    for size, count in requests:
+        n = max(min(count, budget // size), 0)
+        budget -= n * size
+        plan.append((size, n))
 
     def run() -> None:
-        for size, count in requests:
-            _POOL.prefill(size, count)
+        for size, n in plan:
+            _POOL.prefill(size, n)
 
     t = threading.Thread(target=run, name="rdbridge-prefill", daemon=True)
+    _PREFILLING.append(t)
     t.start()
     return t
 
@@ -133,5 +147,7 @@ def idle_bytes() -> int:
 
 def release_idle(*, wait: bool = False) -> None:
     """Unmap every idle buffer (the end of a compute), on a background thread unless ``wait``; memory in use is
-    untouched."""
+    untouched. Waits for running ``prefill`` threads first, so none adds buffers after the release."""
+    while _PREFILLING:
+        _PREFILLING.pop().join()
     _POOL.release_idle(wait=wait)
