@@ -28,6 +28,13 @@ def _values(arr: pa.Array) -> np.ndarray:
     return np.frombuffer(arr.buffers()[1], dtype=dt, count=len(arr), offset=arr.offset * dt.itemsize)
 
 
+def series_over(values: np.ndarray, validity: pa.Buffer | None = None, null_count: int = 0) -> pl.Series:
+    """A Polars Series over a contiguous float32/float64 numpy array, without a copy; ``validity`` is an Arrow
+    bitmap (LSB first) with ``null_count`` nulls, or None for no nulls. The Series keeps ``values`` alive."""
+    dt = pa.float32() if values.dtype == np.float32 else pa.float64()
+    return pl.Series(pa.Array.from_buffers(dt, values.size, [validity, pa.py_buffer(values)], null_count=null_count))
+
+
 def values_view(s: pl.Series) -> np.ndarray:
     """The values buffer of a single-chunk float column, zero-copy; slots under nulls hold arbitrary numbers."""
     return _values(s.to_arrow())

@@ -119,8 +119,9 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
         if terminal:
             ep = _epilogue(n, dtype, kernel_of, values, ctx, field_columns, f"_f{i}")
             if ep is not None:
-                ctx.epilogues.setdefault(kernel_of[ep[0]][0], []).append(ep[1])
-                fused[n] = ep[1].out
+                key, epilogue = ep
+                ctx.epilogues.setdefault(key, []).append(epilogue)
+                fused[n] = epilogue.out
                 depth[n] = max((depth[c] for c in n.args), default=0) + 1  # where its kernel's helper runs
                 values[n] = Value(None, dtype, None, n)
                 continue
@@ -197,25 +198,25 @@ def _epilogue(
     ctx: Ctx,
     field_columns: Mapping[str, str],
     out: str,
-) -> tuple[Node, Epilogue] | None:
+) -> tuple[object, Epilogue] | None:
     """Whether the requested output ``n`` can be written by the kernel computing its statistic (``epilogue.py``):
     ``n`` is that statistic itself (when the kernel is a shared helper, which runs whether or not a column reads
-    it), or the statistic divided by a panel field or a number. Returns the statistic's node and the epilogue."""
+    it), or the statistic divided by a panel field or a number. Returns the kernel's key and the epilogue."""
     if ctx.blocks is None:
         return None
     if n in kernel_of:
         key, stat = kernel_of[n]
-        return (n, Epilogue(stat, out, BARE)) if key in ctx.helpers and dtype == F64 else None
+        return (key, Epilogue(stat, out, BARE)) if key in ctx.helpers and dtype == F64 else None
     if n.op != "Div" or len(n.args) != 2:
         return None
     a, b = n.args
     if a not in kernel_of or values[a].dtype != F64:
         return None
-    stat = kernel_of[a][1]
+    key, stat = kernel_of[a]
     if isinstance(b, Field) and b.name in field_columns and values[b].dtype == F32:
-        return a, Epilogue(stat, out, BY_FIELD, divisor=field_columns[b.name])
+        return key, Epilogue(stat, out, BY_FIELD, divisor=field_columns[b.name])
     if isinstance(b, Const) and isinstance(b.value, (int, float)) and not isinstance(b.value, bool):
-        return a, Epilogue(stat, out, BY_NUMBER, number=float(b.value))
+        return key, Epilogue(stat, out, BY_NUMBER, number=float(b.value))
     return None
 
 

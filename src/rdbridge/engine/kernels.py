@@ -126,19 +126,6 @@ def _lower(buf: np.ndarray, m: int, v: float) -> int:
     return lo
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _upper(buf: np.ndarray, m: int, v: float) -> int:
-    """First index of the sorted ``buf[:m]`` whose value is above ``v``."""
-    lo, hi = 0, m
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if buf[mid] <= v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 SHORT_WINDOW = 128
 """Up to this many values, a window's sorted buffer is searched by counting (every comparison, no branches, in
 SIMD) rather than by bisection, whose unpredictable branches cost more than the comparisons they save."""
@@ -150,15 +137,6 @@ def _count_below(buf: np.ndarray, m: int, v: float) -> int:
     c = 0
     for k in range(m):
         c += buf[k] < v
-    return c
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _count_not_above(buf: np.ndarray, m: int, v: float) -> int:
-    """How many of ``buf[:m]`` are at most ``v``: in a sorted buffer, the first index above ``v``."""
-    c = 0
-    for k in range(m):
-        c += buf[k] <= v
     return c
 
 
@@ -206,9 +184,9 @@ def _tie_span(buf: np.ndarray, m: int, slot: int) -> tuple[int, int]:
 @numba.njit(cache=True, nogil=True)
 def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: np.ndarray, out: np.ndarray,
                         rank_row: int) -> None:
-    """Slide a sorted buffer of the window's finite values (±inf count as missing, as pandas' rolling sees them); per row write the linear-interpolated quantiles ``qs``
-    (rows 0.. of ``out``) and, when ``rank_row >= 0``, the percentile rank of ``x[i]`` (that row): Rank and
-    Quantile of the same input and window share one pass."""
+    """Slide a sorted buffer of the window's finite values (±inf count as missing, as pandas' rolling sees them);
+    per row write the linear-interpolated quantiles ``qs`` (rows 0.. of ``out``) and, when ``rank_row >= 0``, the
+    percentile rank of ``x[i]`` (that row): Rank and Quantile of the same input and window share one pass."""
     n = x.size
     buf = np.empty(min(n, window) + 1 if window > 0 else n + 1, dtype=x.dtype)
     short = 0 < window <= SHORT_WINDOW

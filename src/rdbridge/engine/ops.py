@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from rdbridge.engine import kernels
-from rdbridge.engine.columns import filled, values_view
+from rdbridge.engine.columns import filled, series_over, values_view
 from rdbridge.engine.epilogue import Blocks, Epilogue, finish
 from rdbridge.engine.window_stats import window_moments
 
@@ -114,11 +114,8 @@ class Ctx:
     def kernel_series(self, values: np.ndarray) -> pl.Series:
         """A kernel's float64 column as a Series that is null on pad rows, without another pass: the shared pad
         bitmap and the kernel's array become one Arrow array (zero-copy), so kernel outputs need no masking."""
-        import pyarrow as pa
-
         bits, n_pads = self._pads()
-        arr = np.ascontiguousarray(values, dtype=np.float64)
-        return pl.Series(pa.Array.from_buffers(pa.float64(), arr.size, [bits, pa.py_buffer(arr)], null_count=n_pads))
+        return series_over(np.ascontiguousarray(values, dtype=np.float64), bits, n_pads)
 
     def real_values(self, s: pl.Series) -> np.ndarray:
         """A float column for a kernel that never reads pad rows: a zero-copy view of its values buffer when the
@@ -770,7 +767,6 @@ class Med(Rolling):
     name = "Med"
     kernel_column = True
 
-
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         return sorted_window_stat(ctx, ins[0], n, 0.5)
 
@@ -796,7 +792,6 @@ class Rank(Rolling):
         return sorted_window_stat(ctx, ins[0], n, "rank")
 
 
-
 class _Moment(Rolling):
     """Bias-corrected skewness / excess kurtosis as pandas computes them (NaN under 3 / 4 values, 0 / -3 when every
     value in the window is equal, NaN when the variance is <= 1e-14)."""
@@ -810,7 +805,6 @@ class _Moment(Rolling):
             lambda s: ctx.kernel_series(kernels.rolling_central_moments(filled(s), n, first_real, kind)),
             return_dtype=pl.Float64,
         )
-
 
 
 class Skew(_Moment):
@@ -883,7 +877,6 @@ class Mad(Rolling):
         )
 
 
-
 class IdxMax(Rolling):
     """1-based position of the window's first maximum; a NaN in the window wins (``np.argmax``), inf counts as NaN."""
 
@@ -901,7 +894,6 @@ class IdxMax(Rolling):
             return ctx.kernel_series(got)
 
         return ctx.raw_field(key, "value", ins[0].expr.cast(pl.Float64).map_batches(run, return_dtype=pl.Float64))
-
 
 
 class IdxMin(IdxMax):

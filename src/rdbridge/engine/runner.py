@@ -23,7 +23,7 @@ import polars as pl
 
 from rdbridge.engine import buffers
 from rdbridge.engine.ast import Node, fields_of
-from rdbridge.engine.columns import values_view
+from rdbridge.engine.columns import series_over, values_view
 from rdbridge.engine.compiler import canonical, lookback, plan
 from rdbridge.engine.epilogue import Blocks
 from rdbridge.engine.ops import CompileError, Ctx
@@ -100,8 +100,7 @@ class Layout:
             arr = np.empty(self.n_padded, dtype=np.float32)
             arr[is_pad] = np.nan  # never read: pads are null
             arr[self.positions] = src
-            values = pa.Array.from_buffers(pa.float32(), arr.size, [valid, pa.py_buffer(arr)], null_count=n_pads)
-            cols[f] = pl.Series(f, values)
+            cols[f] = series_over(arr, valid, n_pads).alias(f)
         return pl.DataFrame(cols)
 
 
@@ -301,20 +300,13 @@ def _evaluate(
             work = work.drop(p.drop_after[i])
         if p.ready_after[i]:
             take(p.ready_after[i])
-    for c in p.fused:  # written by the kernels themselves (epilogue.py)
-        done[c] = _float32_series(ctx.fused.pop(c))
+    for c in p.fused:  # written by the kernels themselves (epilogue.py): float32, missing values NaN as in Qlib
+        done[c] = series_over(ctx.fused.pop(c))
     fields_out = sorted({c for c in p.outputs.values() if c not in done})
     if fields_out:
         take(fields_out)
     report.step(f"{len(roots)} expressions: {sum(len(x) for x in p.layers)} columns in {len(p.layers)} layers")
     return {name: done[col] for name, col in p.outputs.items()}
-
-
-def _float32_series(values: np.ndarray) -> pl.Series:
-    """A float32 array as a Polars Series without a copy (no nulls: missing values are NaN, as in Qlib)."""
-    import pyarrow as pa
-
-    return pl.Series(pa.Array.from_buffers(pa.float32(), values.size, [None, pa.py_buffer(values)], null_count=0))
 
 
 def _walk_all(root: Node) -> list[Node]:
