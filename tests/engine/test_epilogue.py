@@ -21,13 +21,14 @@ EXPRS = {
     "resi": "Resi($close, 5) / $close",
     "by_zero": "Mean($volume, 3) / $zero",  # x / 0 -> inf, 0 / 0 -> NaN
     "sum_by_neg": "Sum($close, 4) / -3",
-    # not fused: read by another output, masked, or divided by an expression
+    "rsqr": "Rsquare($close, 10)",  # the flat-window mask is the kernel's own (flat_windows.py)
+    "corr": "Corr($close, Log($volume + 1), 5)",
+    # not fused: read by another output, or divided by an expression
     "std_shared": "Std($close, 10)",
     "std_ratio": "Std($close, 10) / Mean($close, 10)",
-    "rsqr": "Rsquare($close, 10)",
     "vma": "Mean($volume, 5) / ($volume + 1e-12)",
 }
-FUSED = {"ma", "std", "mx", "qtlu", "rank", "imax", "beta", "resi", "by_zero", "sum_by_neg"}
+FUSED = {"ma", "std", "mx", "qtlu", "rank", "imax", "beta", "resi", "by_zero", "sum_by_neg", "rsqr", "corr"}
 
 
 def _panel() -> pl.DataFrame:

@@ -30,6 +30,7 @@ import polars as pl
 from rdbridge.engine import kernels
 from rdbridge.engine.columns import filled, series_over, values_view
 from rdbridge.engine.epilogue import Blocks, Epilogue, finish
+from rdbridge.engine.flat_windows import flat_mask
 from rdbridge.engine.window_stats import window_moments
 
 BOOL, F32, F64, CONST = "bool", "f32", "f64", "const"
@@ -592,11 +593,16 @@ def wsum(ctx: Ctx, v: Value, n: int, what: str, build: Callable[[], pl.Expr]) ->
 
 def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> dict[str, pl.Expr]:
     """The six window sums a regression (``kind="reg"``: y=a, k=b) or a Corr/Cov pair (``"pair"``) needs, from one
-    kernel pass over the two inputs (nulls, the pads, count as missing)."""
+    kernel pass over the two inputs (nulls, the pads, count as missing).
+
+    With fixed windows the same call computes the correlation (``corr``) or slope, residual and r^2; when Corr or
+    Rsquare reads them (``masked``), their flat windows are already NaN as Qlib has them (``flat_windows``)."""
     names = PAIR_SUMS if kind == "pair" else REG_SUMS
     fn = kernels.pair_window_sums if kind == "pair" else kernels.regression_window_sums
 
     fields = names + (("corr",) if kind == "pair" else REG_RESULTS)
+    ckey = ("wsums", kind, key, n)
+    masked: set[str] = ctx.kernel_cache.setdefault(ckey, {"masked": set()})["masked"]
 
     def run(s: pl.Series) -> pl.Series:
         xa, xb = filled(s.struct.field("a")), filled(s.struct.field("b"))
@@ -606,6 +612,10 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> d
             cols["corr"] = kernels.corr_from_sums(sums)
         else:
             cols.update(zip(REG_RESULTS, kernels.regression_from_sums(sums, xa, xb, n)))
+        if masked:
+            flat = flat_mask([xa, xb] if kind == "pair" else [xa], n, ctx.first_real)
+            for w in masked:
+                np.putmask(cols[w], flat, np.nan)
         ctx.emit(ckey, cols)
         return pl.DataFrame([ctx.kernel_series(a).alias(w) for w, a in cols.items()]).to_struct(s.name)
 
@@ -613,7 +623,6 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> d
         rows = pl.struct([a.cast(pl.Float64).alias("a"), b.cast(pl.Float64).alias("b")])
         return rows.map_batches(run, return_dtype=pl.Struct({w: pl.Float64 for w in fields}))
 
-    ckey = ("wsums", kind, key, n)
     col = ctx.shared(ckey, build)
     return {w: col.struct.field(w) for w in fields}
 
@@ -654,10 +663,6 @@ def moment(ctx: Ctx, v: Value, n: int, stat: str) -> pl.Expr:
         key, lambda: src.map_batches(run, return_dtype=pl.Struct({name: pl.Float64 for name in MOMENT_STATS}))
     )
     return ctx.raw_field(key, stat, col.struct.field(stat))
-
-
-def rolling_std(ctx: Ctx, v: Value, n: int) -> pl.Expr:
-    return moment(ctx, v, n, "std")
 
 
 class _MomentOp(Rolling):
@@ -982,17 +987,15 @@ class Rsquare(_Regression):
     name = "Rsquare"
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        if n > 0:
+        if n > 0:  # the kernel NaNs Qlib's flat windows (std <= 2e-5) itself
             r2 = _fixed(ctx, ins, n, "r2")
-            return pl.when(rolling_std(ctx, ins[0], n).abs() <= 2e-5).then(NAN).otherwise(r2)
+            ctx.kernel_cache[("wsums", "reg", ins[0].key, n)]["masked"].add("r2")
+            return r2
         s = self.sums(ctx, ins, n)
         num_ = s["n"] * s["xy"] - s["x"] * s["y"]
         den = ((s["n"] * s["x2"] - s["x"] * s["x"]) * (s["n"] * s["sy2"] - s["y"] * s["y"])).sqrt()
         r = num_ / den
-        r2 = r * r
-        if n == 0:
-            return r2
-        return pl.when(rolling_std(ctx, ins[0], n).abs() <= 2e-5).then(NAN).otherwise(r2)
+        return r * r  # expanding: Qlib's Rsquare(x, 0) has no flat-window mask
 
 
 # pair rolling -----------------------------------------------------------------------------------------------------------
@@ -1049,8 +1052,9 @@ class Corr(_PairRolling):
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         p = self.pair(ctx, ins, n)  # n >= 1 here: the window sums' kernel computed the correlation itself
-        flat = (rolling_std(ctx, ins[0], n).abs() <= 2e-5) | (rolling_std(ctx, ins[1], n).abs() <= 2e-5)
-        return pl.when(flat).then(NAN).otherwise(p["corr"])
+        key = ("wsums", "pair", (ins[0].key, ins[1].key), n)
+        ctx.kernel_cache[key]["masked"].add("corr")  # Qlib's NaN where either input's window is flat (std <= 2e-5)
+        return ctx.raw_field(key, "corr", p["corr"])
 
 
 OPERATORS: dict[str, Op] = {
