@@ -22,8 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-KERNELS = ("rolling_first_argmax", "rolling_ranks_and_quantiles", "rolling_rank_pct", "pair_window_sums",
-           "regression_window_sums", "corr_from_sums", "regression_from_sums", "rolling_sum")
+KERNELS = ("rolling_first_argmax", "rolling_ranks_and_quantiles", "rolling_rank_pct", "rolling_sum")
 
 
 def main() -> None:
@@ -58,7 +57,8 @@ def main() -> None:
 
     for name in KERNELS:
         timed(kernels, name)
-    timed(ops, "window_moments")
+    for name in ("window_moments", "pair_window", "regression_window"):
+        timed(ops, name)
 
     panel = make_panel(args.instruments, args.days, seed=1)
     exprs = alpha158_expressions()

@@ -269,50 +269,6 @@ def _add(acc: float, comp: float, v: float) -> tuple[float, float]:
     return t, comp
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _terms(x: float, y: float, pair: bool) -> tuple[bool, float, float, float, float, float]:
-    """Whether a row counts, and its five summed quantities besides the count (see ``_window_sums``)."""
-    if pair:
-        return np.isfinite(x) and np.isfinite(y), x, y, x * y, x * x, y * y
-    return not np.isnan(x), y, y * y, x, x * y, x * x
-
-
-@numba.njit(cache=True, nogil=True)
-def _window_sums(a: np.ndarray, b: np.ndarray, pair: bool, window: int, out: np.ndarray) -> None:
-    """Six running window sums per row in one pass.
-
-    ``pair``: rows where both ``a`` and ``b`` are finite count; sums of 1, a, b, ab, aa, bb (Corr/Cov).
-    Otherwise ``a`` is y, ``b`` the row's position k; rows where y is not NaN count: sums of 1, k, k^2, y, ky, y^2
-    (the regressions). Rows that do not count add nothing, as the zero-masked columns did.
-    """
-    s0 = s1 = s2 = s3 = s4 = s5 = 0.0
-    c0 = c1 = c2 = c3 = c4 = c5 = 0.0
-    for i in range(a.size):
-        ok, q1, q2, q3, q4, q5 = _terms(a[i], b[i], pair)
-        if ok:
-            s0, c0 = _add(s0, c0, 1.0)
-            s1, c1 = _add(s1, c1, q1)
-            s2, c2 = _add(s2, c2, q2)
-            s3, c3 = _add(s3, c3, q3)
-            s4, c4 = _add(s4, c4, q4)
-            s5, c5 = _add(s5, c5, q5)
-        if i >= window:
-            ok, q1, q2, q3, q4, q5 = _terms(a[i - window], b[i - window], pair)
-            if ok:
-                s0, c0 = _add(s0, c0, -1.0)
-                s1, c1 = _add(s1, c1, -q1)
-                s2, c2 = _add(s2, c2, -q2)
-                s3, c3 = _add(s3, c3, -q3)
-                s4, c4 = _add(s4, c4, -q4)
-                s5, c5 = _add(s5, c5, -q5)
-        out[0, i] = s0 + c0
-        out[1, i] = s1 + c1
-        out[2, i] = s2 + c2
-        out[3, i] = s3 + c3
-        out[4, i] = s4 + c4
-        out[5, i] = s5 + c5
-
-
 @numba.njit(cache=True, nogil=True)
 def _window_sum(x: np.ndarray, window: int, out: np.ndarray) -> None:
     acc = comp = 0.0
@@ -327,22 +283,6 @@ def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
     """Window sums of a NaN-free float64 column (the engine's pads hold 0, so windows never mix instruments)."""
     out = buffers.empty(x.size, dtype=np.float64)
     _window_sum(np.ascontiguousarray(x, dtype=np.float64), int(window), out)
-    return out
-
-
-def pair_window_sums(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
-    """Rows n, sx, sy, sxy, sxx, syy of the window sums over rows where x and y are both finite."""
-    out = buffers.empty((6, x.size), dtype=np.float64)
-    _window_sums(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64), True,
-                 int(window), out)
-    return out
-
-
-def regression_window_sums(y: np.ndarray, k: np.ndarray, window: int) -> np.ndarray:
-    """Rows n, sk, skk, sy, sky, syy of the window sums over rows where y is not NaN (k: position in the block)."""
-    out = buffers.empty((6, y.size), dtype=np.float64)
-    _window_sums(np.ascontiguousarray(y, dtype=np.float64), np.ascontiguousarray(k, dtype=np.float64), False,
-                 int(window), out)
     return out
 
 
@@ -484,55 +424,3 @@ def rolling_ranks_and_quantiles(
 # numba imports its numpy support (and scipy's BLAS check) lazily, on the first call of any kernel: about 0.4 s.
 # Pay it when the engine is imported, with polars and numba themselves, instead of inside the first compute.
 _start_of(0, 1, np.zeros(1, dtype=np.int64))
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _corr_from_sums(s: np.ndarray, out: np.ndarray) -> None:
-    for i in range(s.shape[1]):
-        n = s[0, i]
-        if n >= 2.0:
-            mx = s[1, i] / n
-            my = s[2, i] / n
-            cov = s[3, i] / n - mx * my
-            vx = s[4, i] / n - mx * mx
-            vy = s[5, i] / n - my * my
-            vx = vx if vx > 0.0 else 0.0
-            vy = vy if vy > 0.0 else 0.0
-            out[i] = cov / np.sqrt(vx * vy)
-        else:
-            out[i] = np.nan
-
-
-def corr_from_sums(sums: np.ndarray) -> np.ndarray:
-    """Pearson correlation per row from ``pair_window_sums``' rows (population moments; a zero or negative
-    rounding-level variance counts as 0), NaN under two pairs: one loop instead of a dozen column expressions."""
-    out = buffers.empty(sums.shape[1], dtype=np.float64)
-    _corr_from_sums(np.ascontiguousarray(sums, dtype=np.float64), out)
-    return out
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _regression_from_sums(s: np.ndarray, y: np.ndarray, k: np.ndarray, window: int, out: np.ndarray) -> None:
-    for i in range(s.shape[1]):
-        cnt, sk, sk2, sy, sky, syy = s[0, i], s[1, i], s[2, i], s[3, i], s[4, i], s[5, i]
-        c = k[i] - window
-        x = sk - c * cnt
-        x2 = sk2 - 2.0 * c * sk + c * c * cnt
-        xy = sky - c * sy
-        num = cnt * xy - x * sy
-        sxx = cnt * x2 - x * x
-        slope = num / sxx
-        out[0, i] = slope
-        out[1, i] = y[i] - (slope * (k[i] - c) + (sy / cnt - slope * (x / cnt)))
-        r = num / np.sqrt(sxx * (cnt * syy - sy * sy))
-        out[2, i] = r * r
-
-
-def regression_from_sums(sums: np.ndarray, y: np.ndarray, k: np.ndarray, window: int) -> np.ndarray:
-    """Rows slope, residual, r^2 of Qlib's rolling regression on x = 1..window from ``regression_window_sums``'
-    rows (k: each row's position in its block, so a window member at k sits at x = k - (k_now - window)); one loop
-    instead of a dozen column expressions. NaN propagates where a window has too few values."""
-    out = buffers.empty((3, sums.shape[1]), dtype=np.float64)
-    _regression_from_sums(np.ascontiguousarray(sums, dtype=np.float64), np.ascontiguousarray(y, dtype=np.float64),
-                          np.ascontiguousarray(k, dtype=np.float64), int(window), out)
-    return out

@@ -30,7 +30,7 @@ import polars as pl
 from rdbridge.engine import kernels
 from rdbridge.engine.columns import filled, series_over, values_view
 from rdbridge.engine.epilogue import Blocks, Epilogue, finish
-from rdbridge.engine.flat_windows import flat_mask
+from rdbridge.engine.pair_windows import pair_window, regression_window
 from rdbridge.engine.window_stats import window_moments
 
 BOOL, F32, F64, CONST = "bool", "f32", "f64", "const"
@@ -592,32 +592,31 @@ def wsum(ctx: Ctx, v: Value, n: int, what: str, build: Callable[[], pl.Expr]) ->
 
 
 def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> dict[str, pl.Expr]:
-    """The six window sums a regression (``kind="reg"``: y=a, k=b) or a Corr/Cov pair (``"pair"``) needs, from one
-    kernel pass over the two inputs (nulls, the pads, count as missing).
-
-    With fixed windows the same call computes the correlation (``corr``) or slope, residual and r^2; when Corr or
-    Rsquare reads them (``masked``), their flat windows are already NaN as Qlib has them (``flat_windows``)."""
-    names = PAIR_SUMS if kind == "pair" else REG_SUMS
-    fn = kernels.pair_window_sums if kind == "pair" else kernels.regression_window_sums
-
-    fields = names + (("corr",) if kind == "pair" else REG_RESULTS)
+    """What a fixed-window Corr/Cov pair (``kind="pair"``) or regression (``"reg"``: y=a, k=b) reads, from one
+    kernel pass over the two inputs (``pair_windows``; nulls, the pads, count as missing): the correlation, or
+    slope, residual and r^2; the six window sums only when Cov reads them (``sums``). When Corr or Rsquare reads
+    its result (``masked``), Qlib's flat windows are already NaN there."""
+    names = PAIR_SUMS if kind == "pair" else ()
+    results = ("corr",) if kind == "pair" else REG_RESULTS
+    fields = names + results
     ckey = ("wsums", kind, key, n)
-    masked: set[str] = ctx.kernel_cache.setdefault(ckey, {"masked": set()})["masked"]
+    state = ctx.kernel_cache.setdefault(ckey, {"masked": False, "sums": False})
+    first_real = ctx.first_real
 
     def run(s: pl.Series) -> pl.Series:
         xa, xb = filled(s.struct.field("a")), filled(s.struct.field("b"))
-        sums = fn(xa, xb, n)
-        cols = {w: sums[i] for i, w in enumerate(names)}
+        mask_at = first_real if state["masked"] else None
         if kind == "pair":
-            cols["corr"] = kernels.corr_from_sums(sums)
+            got = pair_window(xa, xb, n, keep_sums=state["sums"], first_real=mask_at)
         else:
-            cols.update(zip(REG_RESULTS, kernels.regression_from_sums(sums, xa, xb, n)))
-        if masked:
-            flat = flat_mask([xa, xb] if kind == "pair" else [xa], n, ctx.first_real)
-            for w in masked:
-                np.putmask(cols[w], flat, np.nan)
+            got = regression_window(xa, xb, n, first_real=mask_at)
+        cols = dict(zip(results, got.results))
+        if got.sums is not None:
+            cols.update(zip(names, got.sums))
         ctx.emit(ckey, cols)
-        return pl.DataFrame([ctx.kernel_series(a).alias(w) for w, a in cols.items()]).to_struct(s.name)
+        series = {w: ctx.kernel_series(arr) for w, arr in cols.items()}
+        filler = series[results[0]]  # fields nobody reads share a buffer
+        return pl.DataFrame([series.get(w, filler).alias(w) for w in fields]).to_struct(s.name)
 
     def build() -> pl.Expr:
         rows = pl.struct([a.cast(pl.Float64).alias("a"), b.cast(pl.Float64).alias("b")])
@@ -628,8 +627,7 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> d
 
 
 PAIR_SUMS = ("both", "xz", "yz", "xy", "xx", "yy")
-REG_SUMS = ("ind", "ik", "ik2", "yz", "kyz", "yz2")
-REG_RESULTS = ("slope", "resi", "r2")  # computed from REG_SUMS in the same kernel call (fixed windows)
+REG_RESULTS = ("slope", "resi", "r2")  # fixed windows: from the window sums, in the same kernel call
 
 
 MOMENT_STATS = ("mean", "var", "std", "sum", "max", "min")
@@ -914,28 +912,26 @@ class _Regression(Rolling):
     """
 
     def clean(self, n: int) -> bool:
-        # fixed windows: the window sums' kernel columns (Rsquare's flat-window mask has a condition that is null on
-        # pads, so the pads stay null); the expanding form is Polars arithmetic and gets finished
+        # fixed windows: the window-sums kernel's columns (Rsquare's flat windows already NaN); the expanding form
+        # is Polars arithmetic and gets finished
         return n > 0
 
     def sums(self, ctx: Ctx, ins: list[Value], n: int) -> dict[str, pl.Expr]:
+        """The expanding form (``n == 0``) as Polars sums; fixed windows take the kernel's results (``_fixed``)."""
         v = ins[0]
         y = v.expr.cast(pl.Float64)
         ind_b = lambda: (y.is_not_null() & ~y.is_nan()).cast(pl.Float64)  # noqa: E731
         yz_b = lambda: pl.when(y.is_not_null() & ~y.is_nan()).then(y).otherwise(0.0)  # noqa: E731
         k = ctx.k
-        if n == 0:
-            sums = {
-                "ind": wsum(ctx, v, n, "ind", ind_b),
-                "ik": wsum(ctx, v, n, "ik", lambda: ind_b() * k),
-                "ik2": wsum(ctx, v, n, "ik2", lambda: ind_b() * k * k),
-                "yz": wsum(ctx, v, n, "yz", yz_b),
-                "kyz": wsum(ctx, v, n, "kyz", lambda: yz_b() * k),
-            }
-            if self.name == "Rsquare":
-                sums["yz2"] = wsum(ctx, v, n, "yz2", lambda: yz_b() * yz_b())
-        else:
-            sums = wsums(ctx, "reg", v.key, n, y, k)
+        sums = {
+            "ind": wsum(ctx, v, n, "ind", ind_b),
+            "ik": wsum(ctx, v, n, "ik", lambda: ind_b() * k),
+            "ik2": wsum(ctx, v, n, "ik2", lambda: ind_b() * k * k),
+            "yz": wsum(ctx, v, n, "yz", yz_b),
+            "kyz": wsum(ctx, v, n, "kyz", lambda: yz_b() * k),
+        }
+        if self.name == "Rsquare":
+            sums["yz2"] = wsum(ctx, v, n, "yz2", lambda: yz_b() * yz_b())
         cnt, sk, sk2, sy, sky = sums["ind"], sums["ik"], sums["ik2"], sums["yz"], sums["kyz"]
         c = (k - float(n)) if n > 0 else pl.lit(float(ctx.pad_rows - 1))
         key = (v.key, n)
@@ -989,7 +985,7 @@ class Rsquare(_Regression):
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         if n > 0:  # the kernel NaNs Qlib's flat windows (std <= 2e-5) itself
             r2 = _fixed(ctx, ins, n, "r2")
-            ctx.kernel_cache[("wsums", "reg", ins[0].key, n)]["masked"].add("r2")
+            ctx.kernel_cache[("wsums", "reg", ins[0].key, n)]["masked"] = True
             return r2
         s = self.sums(ctx, ins, n)
         num_ = s["n"] * s["xy"] - s["x"] * s["y"]
@@ -1038,6 +1034,8 @@ class Cov(_PairRolling):
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         p = self.pair(ctx, ins, n)
+        if n > 0:  # reads the window sums themselves
+            ctx.kernel_cache[("wsums", "pair", (ins[0].key, ins[1].key), n)]["sums"] = True
         return pl.when(p["n"] >= 2).then(p["cov_b"] * p["n"] / (p["n"] - 1.0))
 
 
@@ -1053,7 +1051,7 @@ class Corr(_PairRolling):
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
         p = self.pair(ctx, ins, n)  # n >= 1 here: the window sums' kernel computed the correlation itself
         key = ("wsums", "pair", (ins[0].key, ins[1].key), n)
-        ctx.kernel_cache[key]["masked"].add("corr")  # Qlib's NaN where either input's window is flat (std <= 2e-5)
+        ctx.kernel_cache[key]["masked"] = True  # Qlib's NaN where either input's window is flat (std <= 2e-5)
         return ctx.raw_field(key, "corr", p["corr"])
 
 

@@ -28,8 +28,10 @@ EXTRA = {
     "med": "Med($close, 10) + Quantile($close, 0, 0.5)",
     "rank0": "Rank($close, 0) + Rank($close, 300)",
     "regression0": "Slope($close, 0) + Resi($close, 0) + Rsquare($close, 0)",
+    "flat": "Corr($close, $open * 0, 5) + Cov($close, $open, 5)",  # flat windows: the exact std settles them
 }
-"""Operators and input kinds (float64 inputs, expanding windows, long windows) that Alpha158 does not reach."""
+"""Operators and input kinds (float64 inputs, expanding windows, long windows, flat windows) that Alpha158 does not
+reach."""
 
 
 def warm_up() -> float:
