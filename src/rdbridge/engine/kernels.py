@@ -259,13 +259,12 @@ def _rank_direct(x: np.ndarray, window: int, first_real: np.ndarray, out: np.nda
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _add(acc: float, comp: float, v: float) -> tuple[float, float]:
-    """Neumaier-compensated ``acc + v``: a running sum along a 10^6-row column that adds and subtracts would
-    otherwise drift by far more than the window's own rounding."""
+    """Compensated ``acc + v`` (Neumaier): a running sum along a 10^6-row column that adds and subtracts would
+    otherwise drift by far more than the window's own rounding. The rounding error of ``acc + v`` comes from
+    Knuth's branch-free TwoSum, the same exact error Neumaier's |acc| >= |v| branch picks its formula for."""
     t = acc + v
-    if abs(acc) >= abs(v):
-        comp += (acc - t) + v
-    else:
-        comp += (v - t) + acc
+    back = t - acc
+    comp += (acc - (t - back)) + (v - back)
     return t, comp
 
 

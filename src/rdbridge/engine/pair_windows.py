@@ -72,8 +72,8 @@ def _window_pass(a: np.ndarray, b: np.ndarray, pair: bool, window: int, keep_sum
     k^2, y, ky, y^2; results: slope, residual, r^2. ``keep_sums`` writes the sums too. ``screen`` marks in
     ``undecided`` the rows whose window of ``a`` (bit 1) or, for a pair, ``b`` (bit 2) the flat-window screen
     cannot decide; returns how many rows it marked."""
-    s0 = s1 = s2 = s3 = s4 = s5 = 0.0
-    c0 = c1 = c2 = c3 = c4 = c5 = 0.0
+    s0 = s1 = s2 = s3 = s4 = s5 = 0.0  # the count, and a regression's sums of k and k^2, are integers: exact
+    c1 = c2 = c3 = c4 = c5 = 0.0  # compensations (c1, c2 stay 0 for a regression)
     screen = screen and window >= 2  # a window of one row has std NaN: never flat
     scale = np.sqrt(2.0 * (window - 1)) if window >= 2 else 0.0
     shrink = 1.0 - scale * MARGIN_REL
@@ -86,9 +86,13 @@ def _window_pass(a: np.ndarray, b: np.ndarray, pair: bool, window: int, keep_sum
         va, vb = a[i], b[i]
         ok, q1, q2, q3, q4, q5 = _terms(va, vb, pair)
         if ok:
-            s0, c0 = _add(s0, c0, 1.0)
-            s1, c1 = _add(s1, c1, q1)
-            s2, c2 = _add(s2, c2, q2)
+            s0 += 1.0
+            if pair:
+                s1, c1 = _add(s1, c1, q1)
+                s2, c2 = _add(s2, c2, q2)
+            else:
+                s1 += q1
+                s2 += q2
             s3, c3 = _add(s3, c3, q3)
             s4, c4 = _add(s4, c4, q4)
             s5, c5 = _add(s5, c5, q5)
@@ -96,15 +100,19 @@ def _window_pass(a: np.ndarray, b: np.ndarray, pair: bool, window: int, keep_sum
             ua, ub = a[i - window], b[i - window]
             ok, q1, q2, q3, q4, q5 = _terms(ua, ub, pair)
             if ok:
-                s0, c0 = _add(s0, c0, -1.0)
-                s1, c1 = _add(s1, c1, -q1)
-                s2, c2 = _add(s2, c2, -q2)
+                s0 -= 1.0
+                if pair:
+                    s1, c1 = _add(s1, c1, -q1)
+                    s2, c2 = _add(s2, c2, -q2)
+                else:
+                    s1 -= q1
+                    s2 -= q2
                 s3, c3 = _add(s3, c3, -q3)
                 s4, c4 = _add(s4, c4, -q4)
                 s5, c5 = _add(s5, c5, -q5)
         else:
             ua = ub = np.nan
-        t0, t1, t2, t3, t4, t5 = s0 + c0, s1 + c1, s2 + c2, s3 + c3, s4 + c4, s5 + c5
+        t0, t1, t2, t3, t4, t5 = s0, s1 + c1, s2 + c2, s3 + c3, s4 + c4, s5 + c5
         if keep_sums:
             sums[0, i] = t0
             sums[1, i] = t1
