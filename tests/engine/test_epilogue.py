@@ -10,6 +10,7 @@ import pytest
 from rdbridge.engine import compiler, compute
 from rdbridge.engine.synthetic import make_panel
 
+D1 = "($close - Ref($close, 1))"
 EXPRS = {
     "ma": "Mean($close, 5) / $close",
     "std": "Std($close, 10) / $close",
@@ -23,12 +24,25 @@ EXPRS = {
     "sum_by_neg": "Sum($close, 4) / -3",
     "rsqr": "Rsquare($close, 10)",  # the flat-window mask is the kernel's own (flat_windows.py)
     "corr": "Corr($close, Log($volume + 1), 5)",
-    # not fused: read by another output, or divided by an expression
-    "std_shared": "Std($close, 10)",
+    # formulas of several statistics and fields, from one or several kernels
+    "std_shared": "Std($close, 10)",  # also read by std and std_ratio, which are fused too
     "std_ratio": "Std($close, 10) / Mean($close, 10)",
-    "vma": "Mean($volume, 5) / ($volume + 1e-12)",
+    "wvma": "Std($close, 10) / (Mean($close, 10) + 1e-12)",
+    "vma": "Mean($volume, 5) / ($volume + 1e-12)",  # $volume + 1e-12 in float32, as numpy
+    "sump": f"Sum(Greater({D1}, 0), 5) / (Sum(Abs({D1}), 5) + 1e-12)",
+    "sumd": f"(Sum(Greater({D1}, 0), 5) - Sum(Greater(Ref($close, 1) - $close, 0), 5)) / (Sum(Abs({D1}), 5) + 1e-12)",
+    "cntp": "Mean($close > Ref($close, 1), 5)",
+    "cntd": "Mean($close > Ref($close, 1), 5) - Mean($close < Ref($close, 1), 5)",
+    "imxd": "(IdxMax($high, 5) - IdxMin($low, 5)) / 5",
+    "rsv": "($close - Min($low, 5)) / (Max($high, 5) - Min($low, 5) + 1e-12)",
+    "zero_span": "(Mean($close, 3) - $zero) / (Max($zero, 3) - Min($zero, 3) + 0)",  # 0 / 0 and x / 0
+    # not fused: no window statistic, or not of the fused shapes
+    "roc": "Ref($close, 5) / $close",
+    "kmid": "($close - $open) / $open",
+    "affine": "Mean($close, 5) * 2 + 1",
+    "nested": "Mean($close, 5) / (Mean($close, 5) / $close)",
 }
-FUSED = {"ma", "std", "mx", "qtlu", "rank", "imax", "beta", "resi", "by_zero", "sum_by_neg", "rsqr", "corr"}
+FUSED = set(EXPRS) - {"roc", "kmid", "affine", "nested"}
 
 
 def _panel() -> pl.DataFrame:
@@ -73,3 +87,24 @@ def test_a_lone_fused_output_still_runs_its_kernel() -> None:
     with_others = compute(p, EXPRS)
     np.testing.assert_array_equal(alone["rank"].to_numpy(), with_others["rank"].to_numpy())
     assert alone["rank"].is_nan().sum() < alone.height
+
+
+def test_statistics_only_fused_outputs_read_are_not_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Mean($close, 5) - Mean($open, 5)`` is written from the two kernels' results: no column is planned at all
+    (before, the difference was one), and the kernels still run."""
+    plans = []
+    real_plan = compiler.plan
+
+    def spy(roots, ctx, field_columns):  # noqa: ANN001, ANN202 - test spy with plan's signature
+        plans.append(real_plan(roots, ctx, field_columns))
+        return plans[-1]
+
+    monkeypatch.setattr("rdbridge.engine.runner.plan", spy)
+    p = _panel()
+    got = compute(p, {"d": "Mean($close, 5) - Mean($open, 5)"})
+    assert [cols for layer in plans[0].layers for cols in layer] == []
+    monkeypatch.setattr(compiler, "_epilogue", lambda *a, **k: None)
+    want = compute(p, {"d": "Mean($close, 5) - Mean($open, 5)"})
+    assert [cols for layer in plans[-1].layers for cols in layer] != []  # the Polars form: one column
+    np.testing.assert_array_equal(got["d"].to_numpy().view(np.uint32), want["d"].to_numpy().view(np.uint32))
+    assert 0 < got["d"].is_nan().sum() < got.height

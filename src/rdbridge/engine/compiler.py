@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from rdbridge.engine.ast import Call, Const, Field, Node, walk
-from rdbridge.engine.epilogue import BARE, BY_FIELD, BY_NUMBER, Epilogue
+from rdbridge.engine.epilogue import NONE, NUMBER, OPERAND, PLUS, PLUS32, SPAN, Epilogue, Operand
 from rdbridge.engine.ops import BOOL, CONST, F32, F64, OPERATORS, CompileError, Ctx, Ref, Rolling, Value
 
 _COMMUTATIVE = {"Add", "Mul", "Greater", "Less", "Eq", "Ne", "And", "Or"}
@@ -116,15 +116,16 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
         raw, ctx.kernel_field = ctx.kernel_field, None
         if raw is not None and raw[2] is expr:
             kernel_of[n] = (raw[0], raw[1])
-        if terminal:
-            ep = _epilogue(n, dtype, kernel_of, values, ctx, field_columns, f"_f{i}")
-            if ep is not None:
-                key, epilogue = ep
-                ctx.epilogues.setdefault(key, []).append(epilogue)
-                fused[n] = epilogue.out
+        ep = _epilogue(n, dtype, kernel_of, values, ctx, field_columns, f"_f{i}") if n in root_nodes else None
+        if ep is not None:
+            for key in ep.kernels():
+                ctx.epilogues.setdefault(key, []).append(ep)
+            fused[n] = ep.out
+            if terminal:
                 depth[n] = max((depth[c] for c in n.args), default=0) + 1  # where its kernel's helper runs
                 values[n] = Value(None, dtype, None, n)
                 continue
+            # read by other expressions too: still a column for them (dropped below if only fused outputs read it)
         if op.masks_pads and not terminal and not isinstance(op, (Rolling, Ref)):
             expr = pl.when(ctx.pad).then(None).otherwise(expr)
         d = max((depth[c] for c in n.args), default=0)
@@ -140,6 +141,11 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
             depth[n] = d
             values[n] = Value(expr, dtype, None, n)
 
+    kernel_columns = {kernel_of[m][0]: names[m] for m in kernel_of if m in names}
+    sources = {kernel_columns[k] for ep in ctx.epilogues.values() for e in ep for k in e.kernels()
+               if k not in ctx.helpers}
+    pending = _needed(pending, names, root_nodes - set(fused), sources, ctx)
+    names = {n: names[n] for n, _ in pending}
     n_layers = max(
         max((depth[n] for n, _ in pending), default=0),
         max((depth[n] for n in fused), default=0),
@@ -173,7 +179,7 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
     for n, name in names.items():
         cons = materialised_consumers(n)
         last = max((depth[c] for c in cons), default=depth[n])
-        (ready_after if n in root_nodes else drop_after)[last - 1].append(name)
+        (ready_after if n in root_nodes and n not in fused else drop_after)[last - 1].append(name)
 
     outputs: dict[str, str] = {}
     dtypes: dict[str, str] = {}
@@ -190,6 +196,25 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
     return Plan(layers, drop_after, outputs, dtypes, constants, helper_steps, ready_after, sorted(set(fused.values())))
 
 
+def _needed(pending: list[tuple[Node, pl.Expr]], names: dict[Node, str], roots: set[Node], sources: set[str],
+            ctx: Ctx) -> list[tuple[Node, pl.Expr]]:
+    """The planned columns something still reads: the outputs not written by their kernels, the kernel columns
+    (``sources``) and helper columns fused outputs read, what those read, and so on down. A sub-expression only
+    fused outputs read is never computed."""
+    expr_of = {names[n]: expr for n, expr in pending}
+    stack = [names[r] for r in roots if r in names] + sorted(sources)
+    for h in ctx.helpers.values():
+        stack.extend(h.expr.meta.root_names())
+    needed: set[str] = set()
+    while stack:
+        c = stack.pop()
+        if c not in needed:
+            needed.add(c)
+            if c in expr_of:
+                stack.extend(expr_of[c].meta.root_names())
+    return [(n, expr) for n, expr in pending if names[n] in needed]
+
+
 def _epilogue(
     n: Call,
     dtype: str,
@@ -198,26 +223,74 @@ def _epilogue(
     ctx: Ctx,
     field_columns: Mapping[str, str],
     out: str,
-) -> tuple[object, Epilogue] | None:
-    """Whether the requested output ``n`` can be written by the kernel computing its statistic (``epilogue.py``):
-    ``n`` is that statistic itself (when the kernel is a shared helper, which runs whether or not a column reads
-    it), or the statistic divided by a panel field or a number. Returns the kernel's key and the epilogue."""
-    if ctx.blocks is None:
+) -> Epilogue | None:
+    """Whether the requested output ``n`` can be written from its kernels' results (``epilogue.py``): ``(A [- B])
+    / D`` over kernel statistics (of shared helpers, which run whether or not a column reads them) and panel
+    fields, with at least one statistic, in float64 (or ``$field + c`` in float32), as the Polars form computes it.
+    """
+    if ctx.blocks is None or dtype != F64:
         return None
-    if n in kernel_of:
-        key, stat = kernel_of[n]
-        return (key, Epilogue(stat, out, BARE)) if key in ctx.helpers and dtype == F64 else None
-    if n.op != "Div" or len(n.args) != 2:
+
+    def dt(m: Node) -> str:
+        return dtype if m is n else values[m].dtype
+
+    def operand(m: Node) -> Operand | None:
+        if m in kernel_of and dt(m) == F64:
+            key, stat = kernel_of[m]
+            if key in ctx.helpers:  # runs whether or not a column reads it
+                return Operand(key, stat)
+            return Operand(key, stat) if m is not n else None  # the column of node m runs it (kept by _needed)
+        if isinstance(m, Field) and m.name in field_columns and dt(m) == F32:
+            return Operand(None, field_columns[m.name])
         return None
-    a, b = n.args
-    if a not in kernel_of or values[a].dtype != F64:
+
+    def number(m: Node) -> float | None:
+        if isinstance(m, Const) and isinstance(m.value, (int, float)) and not isinstance(m.value, bool):
+            return float(m.value)
         return None
-    key, stat = kernel_of[a]
-    if isinstance(b, Field) and b.name in field_columns and values[b].dtype == F32:
-        return key, Epilogue(stat, out, BY_FIELD, divisor=field_columns[b.name])
-    if isinstance(b, Const) and isinstance(b.value, (int, float)) and not isinstance(b.value, bool):
-        return key, Epilogue(stat, out, BY_NUMBER, number=float(b.value))
-    return None
+
+    def pair(m: Node, op: str) -> tuple[Operand, Operand] | None:
+        """``m`` = op(operand, operand) in float64."""
+        if not (isinstance(m, Call) and m.op == op and len(m.args) == 2 and dt(m) == F64):
+            return None
+        x, y = operand(m.args[0]), operand(m.args[1])
+        return (x, y) if x is not None and y is not None else None
+
+    def plus_number(m: Node) -> tuple[Node, float] | None:
+        """``m`` = something + number (either order)."""
+        if not (isinstance(m, Call) and m.op == "Add" and len(m.args) == 2):
+            return None
+        for x, y in (m.args, m.args[::-1]):
+            k = number(y)
+            if k is not None:
+                return x, k
+        return None
+
+    top, bottom = (n.args[0], n.args[1]) if n.op == "Div" and len(n.args) == 2 else (n, None)
+    a = operand(top)
+    b = None
+    if a is None:
+        sub = pair(top, "Sub")
+        if sub is None:
+            return None
+        a, b = sub
+    ep: Epilogue | None = None
+    if bottom is None:
+        ep = Epilogue(out, a, b, NONE)
+    elif (k := number(bottom)) is not None:
+        ep = Epilogue(out, a, b, NUMBER, number=k)
+    elif (c := operand(bottom)) is not None:
+        ep = Epilogue(out, a, b, OPERAND, c)
+    elif (add := plus_number(bottom)) is not None:
+        inner, k = add
+        c = operand(inner)
+        if c is not None and c.key is not None and dt(bottom) == F64:
+            ep = Epilogue(out, a, b, PLUS, c, number=k)
+        elif c is not None and c.key is None and dt(bottom) == F32:
+            ep = Epilogue(out, a, b, PLUS32, c, number=k)
+        elif (span := pair(inner, "Sub")) is not None and dt(bottom) == F64:
+            ep = Epilogue(out, a, b, SPAN, span[0], span[1], number=k)
+    return ep if ep is not None and ep.kernels() else None
 
 
 def is_bool(dtype: str) -> bool:

@@ -1,15 +1,19 @@
-"""Outputs written by the window kernel that computed them: ``Stat(x, N)``, ``Stat(x, N) / $field`` and
-``Stat(x, N) / number`` as float32 real rows, in one compiled pass.
+"""Outputs written straight from the window kernels' results: ``N / D`` as float32 real rows, in one compiled pass.
 
-Most Alpha158 factors are a window statistic divided by a field (``Mean($close, 5) / $close``) or by a number
-(``IdxMax($high, 5) / 5``), or the statistic alone (``Rank($close, 5)``). Evaluated as Polars expressions, each
-such output costs four passes over the padded column (the field cast to float64, the division, the cast to
-float32, the filter dropping the pad rows), each into fresh memory. Here the kernel's float64 result goes
-straight to the output's float32 real rows: the same IEEE operations (float64 division, then rounding to float32,
-as numpy and Polars do), so the numbers are bit for bit the ones the Polars form gives.
+Most Alpha158 factors are a window statistic over a field (``Mean($close, 5) / $close``), over a number
+(``IdxMax($high, 5) / 5``), the statistic alone (``Rank($close, 5)``), or a short formula of two or three
+statistics (``Sum(Greater(..), 5) / (Sum(Abs(..), 5) + 1e-12)``, ``(Sum(..) - Sum(..)) / (Sum(..) + 1e-12)``,
+``Mean(..) - Mean(..)``, ``($close - Min($low, 5)) / (Max($high, 5) - Min($low, 5) + 1e-12)``). Evaluated as Polars
+expressions, each such output costs several passes over the padded column (casts, each arithmetic step, the cast
+to float32, the filter dropping the pad rows), each into fresh memory. Here the kernels' float64 results go
+straight to the output's float32 real rows, with the same IEEE operations in the same order and dtypes (float64
+arithmetic, ``$field + c`` in float32 as numpy does, then rounding to float32), so the numbers are bit for bit the
+ones the Polars form gives.
 
-The compiler (``compiler.plan``) decides which requested outputs take this path; ``Ctx.emit`` runs it when the
-kernel's column is computed.
+The shape is ``N / D`` with N = A or A - B, and D one of: nothing, a number, C, C + number, C - E + number, or
+float32(C + number). A, B, C, E are operands: a field of some kernel's result (float64) or a panel field
+(float32). The compiler (``compiler.plan``) decides which outputs take this path; ``Ctx.emit`` runs an epilogue
+once every kernel it reads has emitted (kernels of one layer run on several threads).
 """
 
 from __future__ import annotations
@@ -21,18 +25,36 @@ import numpy as np
 
 from rdbridge.engine import buffers
 
-BARE, BY_NUMBER, BY_FIELD = 0, 1, 2
+NONE, NUMBER, OPERAND, PLUS, SPAN, PLUS32 = range(6)
+"""The denominator: none, a number, C, C + number, (C - E) + number, float32(C + float32(number))."""
+
+
+@dataclass(frozen=True)
+class Operand:
+    """Field ``name`` of kernel ``key``'s result, or the panel field ``name`` when ``key`` is None."""
+
+    key: object | None
+    name: str
 
 
 @dataclass(frozen=True)
 class Epilogue:
-    """One fused output: which field of the kernel's result, divided by what, stored under which column name."""
+    """One fused output, stored under column ``out``: (A [- B]) / D (see the module docstring)."""
 
-    field: str
     out: str
-    mode: int = BARE
+    a: Operand
+    b: Operand | None = None
+    den: int = NONE
+    c: Operand | None = None
+    e: Operand | None = None
     number: float = 1.0
-    divisor: str = ""  # the panel field for BY_FIELD
+
+    def operands(self) -> list[Operand]:
+        return [o for o in (self.a, self.b, self.c, self.e) if o is not None]
+
+    def kernels(self) -> set[object]:
+        """The kernels whose results it reads: it runs once all of them have emitted."""
+        return {o.key for o in self.operands() if o.key is not None}
 
 
 @dataclass(frozen=True)
@@ -56,29 +78,52 @@ class Blocks:
                    np.diff(np.r_[starts, n]).astype(np.int64), n)
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _num(a: np.ndarray, b: np.ndarray, j: int, step: int) -> float:
+    """A - B in float64 (float32 fields promote, as in Polars); without B, ``b`` is [0.0] and ``step`` 0, and
+    x - 0.0 is x bit for bit (signed zeros, NaN and inf included)."""
+    return np.float64(a[j]) - np.float64(b[j * step])
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _finish(src: np.ndarray, div: np.ndarray, number: float, mode: int, src_start: np.ndarray,
-            dst_start: np.ndarray, length: np.ndarray, out: np.ndarray) -> None:
-    for b in range(length.size):
-        s, d = src_start[b], dst_start[b]
-        if mode == 2:
-            for i in range(length[b]):
-                out[d + i] = np.float32(src[s + i] / np.float64(div[s + i]))
-        elif mode == 1:
-            for i in range(length[b]):
-                out[d + i] = np.float32(src[s + i] / number)
+def _finish(a: np.ndarray, b: np.ndarray, step: int, c: np.ndarray, e: np.ndarray, den: int, number: float,
+            src_start: np.ndarray, dst_start: np.ndarray, length: np.ndarray, out: np.ndarray) -> None:
+    """One loop per denominator form, so the row loop has no branch to take."""
+    for blk in range(length.size):
+        s, d, m = src_start[blk], dst_start[blk], length[blk]
+        if den == NUMBER:
+            for i in range(m):
+                out[d + i] = np.float32(_num(a, b, s + i, step) / number)
+        elif den == OPERAND:
+            for i in range(m):
+                out[d + i] = np.float32(_num(a, b, s + i, step) / np.float64(c[s + i]))
+        elif den == PLUS:
+            for i in range(m):
+                out[d + i] = np.float32(_num(a, b, s + i, step) / (c[s + i] + number))
+        elif den == SPAN:
+            for i in range(m):
+                out[d + i] = np.float32(_num(a, b, s + i, step) / ((c[s + i] - e[s + i]) + number))
+        elif den == PLUS32:
+            n32 = np.float32(number)
+            for i in range(m):
+                out[d + i] = np.float32(_num(a, b, s + i, step) / np.float64(np.float32(c[s + i]) + n32))
         else:
-            for i in range(length[b]):
-                out[d + i] = np.float32(src[s + i])
+            for i in range(m):
+                out[d + i] = np.float32(_num(a, b, s + i, step))
 
 
-_NO_DIVISOR = np.zeros(0, np.float32)
+_UNUSED = np.zeros(0, np.float64)
+_ZERO = np.zeros(1, np.float64)
 
 
-def finish(src: np.ndarray, ep: Epilogue, blocks: Blocks, fields: dict[str, np.ndarray]) -> np.ndarray:
-    """The output's float32 real rows from the kernel's padded float64 column ``src``."""
+def finish(ep: Epilogue, values: dict[Operand, np.ndarray], blocks: Blocks) -> np.ndarray:
+    """The output's float32 real rows, from each operand's padded column (``values``)."""
     out = buffers.empty(blocks.n_rows, dtype=np.float32)  # recycled pages once the caller drops the output
-    div = fields[ep.divisor] if ep.mode == BY_FIELD else _NO_DIVISOR
-    _finish(np.ascontiguousarray(src, dtype=np.float64), np.ascontiguousarray(div, dtype=np.float32),
-            float(ep.number), ep.mode, blocks.src_start, blocks.dst_start, blocks.length, out)
+
+    def arr(o: Operand | None) -> np.ndarray:
+        return _UNUSED if o is None else np.ascontiguousarray(values[o])
+
+    b, step = (arr(ep.b), 1) if ep.b is not None else (_ZERO, 0)
+    _finish(arr(ep.a), b, step, arr(ep.c), arr(ep.e), ep.den, float(ep.number), blocks.src_start,
+            blocks.dst_start, blocks.length, out)
     return out

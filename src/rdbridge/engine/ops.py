@@ -29,7 +29,7 @@ import polars as pl
 
 from rdbridge.engine import kernels
 from rdbridge.engine.columns import filled, series_over, values_view
-from rdbridge.engine.epilogue import Blocks, Epilogue, finish
+from rdbridge.engine.epilogue import Blocks, Epilogue, Operand, finish
 from rdbridge.engine.pair_windows import pair_window, regression_window
 from rdbridge.engine.window_stats import window_moments
 
@@ -82,8 +82,9 @@ class Ctx:
         # outputs the kernels write themselves (epilogue.py): set up by the runner, planned by the compiler
         self.blocks: Blocks | None = None
         self.field_values: dict[str, np.ndarray] = {}  # padded float32 values of each panel field
-        self.epilogues: dict[object, list[Epilogue]] = {}  # kernel key -> outputs it writes
+        self.epilogues: dict[object, list[Epilogue]] = {}  # kernel key -> outputs reading its results
         self.fused: dict[str, np.ndarray] = {}  # output column -> its float32 real rows, once written
+        self._operands: dict[str, dict[Operand, np.ndarray]] = {}  # output column -> operands emitted so far
         self.kernel_field: tuple[object, str, pl.Expr] | None = None  # what the last compile returned, if raw
 
     def raw_field(self, key: object, field: str, expr: pl.Expr) -> pl.Expr:
@@ -93,13 +94,25 @@ class Ctx:
         return expr
 
     def emit(self, key: object, arrays: Mapping[str, np.ndarray]) -> None:
-        """Called by kernel ``key`` with its padded float64 results: write the outputs fused into it."""
+        """Called by kernel ``key`` with its padded float64 results: write each fused output reading them whose other
+        kernels have emitted too (they may run on other threads; the last one to emit writes it)."""
         eps = self.epilogues.get(key)
         if not eps:
             return
         assert self.blocks is not None, "fused outputs need the runner's layout"
         for ep in eps:
-            self.fused[ep.out] = finish(arrays[ep.field], ep, self.blocks, self.field_values)
+            with self._lock:
+                got = self._operands.setdefault(ep.out, {})
+                for o in ep.operands():
+                    if o.key == key:
+                        got[o] = arrays[o.name]
+                    elif o.key is None:
+                        got[o] = self.field_values[o.name]
+                ready = all(o in got for o in ep.operands())
+                if ready:
+                    del self._operands[ep.out]
+            if ready:
+                self.fused[ep.out] = finish(ep, got, self.blocks)
 
     def _pads(self) -> tuple[object, int]:
         """The pad rows' validity bitmap (an Arrow buffer, built once per layout) and how many pad rows there are."""
