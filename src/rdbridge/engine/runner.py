@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -95,13 +96,22 @@ class Layout:
         }
         n_pads = self.n_padded - self.n_rows
         valid = pa.py_buffer(np.packbits(~is_pad, bitorder="little")) if n_pads else None
+        runs = Blocks.from_positions(self.positions)
         for f in fields:
-            src = panel[f].cast(pl.Float32).to_numpy()
+            src = np.ascontiguousarray(panel[f].cast(pl.Float32).to_numpy())
             arr = np.empty(self.n_padded, dtype=np.float32)
-            arr[is_pad] = np.nan  # never read: pads are null
-            arr[self.positions] = src
+            _scatter_runs(src, runs.src_start, runs.dst_start, runs.length, arr)
             cols[f] = series_over(arr, valid, n_pads).alias(f)
         return pl.DataFrame(cols)
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_runs(src: np.ndarray, at: np.ndarray, start: np.ndarray, length: np.ndarray, out: np.ndarray) -> None:
+    """``out`` = NaN (the pads, never read: they are null) with each run of panel rows copied to its padded place:
+    block copies instead of a boolean-mask fill and a 675k-index scatter per field."""
+    out[:] = np.nan
+    for b in range(length.size):
+        out[at[b] : at[b] + length[b]] = src[start[b] : start[b] + length[b]]
 
 
 def build_layout(instruments: pl.Series, pad_rows: int) -> Layout:
