@@ -155,11 +155,14 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
     for n, expr in pending:
         layers[depth[n] - 1].append((names[n], expr))
     helper_steps: list[list[list[tuple[str, pl.Expr]]]] = [[] for _ in range(n_layers)]
-    for h in ctx.helpers.values():
+    for key, h in sorted(ctx.helpers.items(), key=lambda kh: -_cost(kh[0], ctx)):
         steps = helper_steps[h.first_layer - 1]
         while len(steps) < h.level:
             steps.append([])
         steps[h.level - 1].append((h.name, h.expr.alias(h.name)))
+    for steps in helper_steps:
+        for k, step in enumerate(steps):
+            steps[k] = step[0::2] + step[1::2]  # Polars' pool splits the list in halves: each starts with big ones
 
     # a column can go once every materialised consumer (through inlined nodes) is computed
     def materialised_consumers(n: Node) -> list[Node]:
@@ -194,6 +197,21 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
             outputs[out_name] = fused[root] if root in fused else names[root]
             dtypes[out_name] = values[root].dtype
     return Plan(layers, drop_after, outputs, dtypes, constants, helper_steps, ready_after, sorted(set(fused.values())))
+
+
+def _cost(key: object, ctx: Ctx) -> float:
+    """Rough single-thread milliseconds of a helper's kernel per million rows, to order a parallel step so that
+    both of Polars' threads start with the long kernels and end with the short ones (measured with
+    ``benchmarks/profile_engine.py``)."""
+    kind = key[0] if isinstance(key, tuple) and key else None
+    if kind == "sorted":
+        return 40.0
+    if kind == "wsums":
+        return 16.0 if key[1] == "pair" else 11.0
+    if kind == "moments":
+        stats = ctx.kernel_cache.get(key, {}).get("stats", ())
+        return 9.0 if {"var", "std"} & set(stats) else (5.0 if {"max", "min"} & set(stats) else 3.0)
+    return 1.0
 
 
 def _needed(pending: list[tuple[Node, pl.Expr]], names: dict[Node, str], roots: set[Node], sources: set[str],
