@@ -56,7 +56,7 @@ def test_rank_pct_is_average_rank_over_count(seed: int, window: int, dtype: type
 def test_quantiles_match_numpy_linear(seed: int, window: int, dtype: type) -> None:
     x, first = _layout(seed, window, dtype)
     qs = [0.0, 0.2, 0.5, 0.8, 1.0]
-    got = kernels.rolling_quantiles(x, window, qs, first)
+    got = kernels.rolling_ranks_and_quantiles(x, window, qs, False, first)
     for i, win in _windows(x, first, window):
         vals = win[~np.isnan(win)].astype(np.float64)
         for q in qs:
@@ -75,7 +75,7 @@ def test_shared_sorted_pass_gives_the_same_ranks_and_quantiles(seed: int, window
     got = kernels.rolling_ranks_and_quantiles(x, window, qs, True, first)
     real = np.arange(x.size) >= first
     np.testing.assert_array_equal(got["rank"][real], kernels.rolling_rank_pct(x, window, first)[real])
-    alone = kernels.rolling_quantiles(x, window, qs, first)
+    alone = kernels.rolling_ranks_and_quantiles(x, window, qs, False, first)
     for q in qs:
         np.testing.assert_array_equal(got[q][real], alone[q][real])
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from rdbridge.engine.kernels import block_end
 from rdbridge.engine.window_stats import STD, _sums_and_moments
 
 FLAT_ATOL = 2e-5
@@ -64,9 +65,7 @@ def _settle(x: np.ndarray, window: int, first_real: np.ndarray, undecided: np.nd
             i += 1
             continue
         f = first_real[i]
-        end = i
-        while end < n and first_real[end] == f:
-            end += 1
+        end = block_end(i, first_real)
         m = end - f
         std = np.empty((1, m))
         _sums_and_moments(x[f:end], window, np.zeros(m, dtype=np.int64), rows, std)

@@ -40,14 +40,22 @@ def _start_of(i: int, window: int, first_real: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def block_at(i: int, window: int, first_real: np.ndarray, out: np.ndarray) -> tuple[int, int, int]:
-    """The block that starts at row ``i``: its first real row, its end (exclusive), and the van Herk / Gil-Werman
-    segment width (the window, or the whole block for an expanding window). Its pad rows get NaN in ``out``."""
+def block_end(i: int, first_real: np.ndarray) -> int:
+    """One past the last row of row ``i``'s block."""
     n = first_real.size
     f = first_real[i]
     end = i
     while end < n and first_real[end] == f:
         end += 1
+    return end
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def block_at(i: int, window: int, first_real: np.ndarray, out: np.ndarray) -> tuple[int, int, int]:
+    """The block that starts at row ``i``: its first real row, its end (exclusive), and the van Herk / Gil-Werman
+    segment width (the window, or the whole block for an expanding window). Its pad rows get NaN in ``out``."""
+    f = first_real[i]
+    end = block_end(i, first_real)
     for j in range(i, min(f, end)):
         out[j] = np.nan
     return f, end, (window if window > 0 else max(end - f, 1))
@@ -398,18 +406,12 @@ def rolling_rank_pct(x: np.ndarray, window: int, first_real: np.ndarray) -> np.n
     return rolling_ranks_and_quantiles(x, window, [], True, first_real)["rank"]
 
 
-def rolling_quantiles(x: np.ndarray, window: int, qs: list[float], first_real: np.ndarray) -> dict[float, np.ndarray]:
-    """pandas' linear-interpolated rolling quantiles (``min_periods=1``, NaN skipped) for several ``q`` in one pass;
-    ``window == 0`` is the expanding window."""
-    got = rolling_ranks_and_quantiles(x, window, qs, False, first_real)
-    return {q: got[q] for q in qs}
-
-
 def rolling_ranks_and_quantiles(
     x: np.ndarray, window: int, qs: list[float], rank: bool, first_real: np.ndarray
 ) -> dict[float | str, np.ndarray]:
-    """Quantiles ``qs`` (keyed by q) and, if ``rank``, the percentile rank (key ``"rank"``) from one sorted-window
-    pass: what ``rolling_quantiles`` and ``rolling_rank_pct`` give, bit for bit."""
+    """pandas' linear-interpolated rolling quantiles ``qs`` (``min_periods=1``, NaN skipped; keyed by q) and, if
+    ``rank``, the percentile rank (key ``"rank"``, what ``rolling_rank_pct`` gives, bit for bit) from one
+    sorted-window pass; ``window == 0`` is the expanding window."""
     rows = len(qs) + int(rank)
     out = buffers.empty((max(rows, 1), x.size), dtype=np.float64)
     _sorted_window_pass(np.ascontiguousarray(x), int(window), first_real, np.asarray(qs, dtype=np.float64), out,

@@ -79,11 +79,11 @@ class Layout:
     first_real: np.ndarray  # per padded row: padded index of its block's first real row
     max_block: int
 
-    def frame(self, panel: pl.DataFrame, fields: Iterable[str]) -> pl.DataFrame:
+    def frame(self, panel: pl.DataFrame, fields: Iterable[str], runs: Blocks) -> pl.DataFrame:
         """Padded work frame: the fields (null on pads), ``_pad``, ``_k`` (row index inside the block), ``_g``.
 
-        Each field is scattered once into a padded float32 array and handed to Polars with the pads' validity
-        bitmap (zero-copy), instead of a masking pass per field."""
+        Each field's ``runs`` of panel rows (``Blocks.from_positions(self.positions)``) are copied into a padded
+        float32 array, handed to Polars with the pads' validity bitmap (zero-copy) instead of a masking pass."""
         import pyarrow as pa
 
         is_pad = np.ones(self.n_padded, dtype=bool)
@@ -96,7 +96,6 @@ class Layout:
         }
         n_pads = self.n_padded - self.n_rows
         valid = pa.py_buffer(np.packbits(~is_pad, bitorder="little")) if n_pads else None
-        runs = Blocks.from_positions(self.positions)
         for f in fields:
             src = np.ascontiguousarray(panel[f].cast(pl.Float32).to_numpy())
             arr = np.empty(self.n_padded, dtype=np.float32)
@@ -224,8 +223,8 @@ def _compute(
     pad = lookback(all_nodes)
     layout = build_layout(panel["instrument"], pad)
     buffers.prefill([(buffers.nbytes(layout.n_padded, np.float64), PREFILL_COLUMNS)])
-    base = layout.frame(panel, sorted(needed))
     blocks = Blocks.from_positions(layout.positions)
+    base = layout.frame(panel, sorted(needed), blocks)
     field_values = {f: values_view(base[f]) for f in needed}
     finished: dict[str, pl.Series] = {}  # requested name -> its real rows as Float32 (Qlib's output dtype)
     for group in chunks(roots):
