@@ -97,7 +97,8 @@ def _window_pass(a: np.ndarray, b: np.ndarray, pair: bool, window: int, keep_sum
             s4, c4 = _add(s4, c4, q4)
             s5, c5 = _add(s5, c5, q5)
         if i >= window:
-            ua, ub = a[i - window], b[i - window]
+            lag = np.uint64(i - window)  # unsigned: no negative-index wrap-around test
+            ua, ub = a[lag], b[lag]
             ok, q1, q2, q3, q4, q5 = _terms(ua, ub, pair)
             if ok:
                 s0 -= 1.0
