@@ -116,7 +116,8 @@ def rolling_first_argmax(x: np.ndarray, sign: float, window: int, first_real: np
     ``np.argmax`` on Qlib's rolling values); NaN where the window holds no finite value."""
     n = max(x.size, 1)
     out = buffers.empty(x.size, dtype=np.float64)
-    _first_argmax(np.ascontiguousarray(x, dtype=np.float64), float(sign), int(window), first_real, out,
+    x = np.ascontiguousarray(x, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
+    _first_argmax(x, float(sign), int(window), first_real, out,
                   buffers.empty(n, np.float64), buffers.empty(n, np.int64), buffers.empty(n, np.int64))
     return out
 

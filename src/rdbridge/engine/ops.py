@@ -598,6 +598,14 @@ def count(ctx: Ctx, v: Value, n: int) -> pl.Expr:
     return ctx.shared(("count", v.key, n), lambda: ctx.roll_sum(prep(ctx, v).is_not_null().cast(pl.Float64), n))
 
 
+def kernel_input(v: Value) -> pl.Expr:
+    """``v`` as a window kernel reads it: float32 and float64 columns as they are (the kernels widen float32 values
+    to float64 as they read them, exactly, so a float64 copy would only cost a pass and 8 bytes a row), booleans as
+    float32 0/1."""
+    assert v.expr is not None
+    return v.expr if v.dtype in (F32, F64) else v.expr.cast(pl.Float32)
+
+
 def wsum(ctx: Ctx, v: Value, n: int, what: str, build: Callable[[], pl.Expr]) -> pl.Expr:
     """A shared window sum of a per-row quantity ``what`` derived from ``v``."""
     col = ctx.shared(("row", what, v.key), build)
@@ -632,7 +640,7 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> d
         return pl.DataFrame([series.get(w, filler).alias(w) for w in fields]).to_struct(s.name)
 
     def build() -> pl.Expr:
-        rows = pl.struct([a.cast(pl.Float64).alias("a"), b.cast(pl.Float64).alias("b")])
+        rows = pl.struct([a.alias("a"), b.alias("b")])
         return rows.map_batches(run, return_dtype=pl.Struct({w: pl.Float64 for w in fields}))
 
     col = ctx.shared(ckey, build)
@@ -659,7 +667,7 @@ def moment(ctx: Ctx, v: Value, n: int, stat: str) -> pl.Expr:
     stats: set[str] = ctx.kernel_cache.setdefault(("moments", v.key, n), {"stats": set()})["stats"]
     stats.add(stat)
     first_real = ctx.first_real
-    src = v.expr.cast(pl.Float64) if v.dtype == BOOL else v.expr
+    src = kernel_input(v)
 
     key = ("moments", v.key, n)
 
@@ -909,7 +917,7 @@ class IdxMax(Rolling):
             ctx.emit(key, {"value": got})
             return ctx.kernel_series(got)
 
-        return ctx.raw_field(key, "value", ins[0].expr.cast(pl.Float64).map_batches(run, return_dtype=pl.Float64))
+        return ctx.raw_field(key, "value", kernel_input(ins[0]).map_batches(run, return_dtype=pl.Float64))
 
 
 class IdxMin(IdxMax):
@@ -967,7 +975,7 @@ class _Regression(Rolling):
 
 def _fixed(ctx: Ctx, ins: list[Value], n: int, what: str) -> pl.Expr:
     """A fixed-window regression result the window sums' kernel computed in the same call."""
-    y = ins[0].expr.cast(pl.Float64)
+    y = kernel_input(ins[0])
     return ctx.raw_field(("wsums", "reg", ins[0].key, n), what, wsums(ctx, "reg", ins[0].key, n, y, ctx.k)[what])
 
 
@@ -1033,7 +1041,7 @@ class _PairRolling(Rolling):
                 "yy": wsum(ctx, pv, n, "yy", lambda: yz() * yz()),
             }
         else:
-            sums = wsums(ctx, "pair", key, n, x, y)
+            sums = wsums(ctx, "pair", key, n, kernel_input(a), kernel_input(b))
         cnt, sx, sy = sums["both"], sums["xz"], sums["yz"]
         mx, my = sx / cnt, sy / cnt
         cov_b = sums["xy"] / cnt - mx * my

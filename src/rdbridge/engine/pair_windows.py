@@ -83,7 +83,7 @@ def _window_pass(a: np.ndarray, b: np.ndarray, pair: bool, window: int, keep_sum
     jump_a = jump_b = -1
     marked = 0
     for i in range(a.size):
-        va, vb = a[i], b[i]
+        va, vb = np.float64(a[i]), np.float64(b[i])  # float32 inputs widen here, exactly
         ok, q1, q2, q3, q4, q5 = _terms(va, vb, pair)
         if ok:
             s0 += 1.0
@@ -98,7 +98,7 @@ def _window_pass(a: np.ndarray, b: np.ndarray, pair: bool, window: int, keep_sum
             s5, c5 = _add(s5, c5, q5)
         if i >= window:
             lag = np.uint64(i - window)  # unsigned: no negative-index wrap-around test
-            ua, ub = a[lag], b[lag]
+            ua, ub = np.float64(a[lag]), np.float64(b[lag])
             ok, q1, q2, q3, q4, q5 = _terms(ua, ub, pair)
             if ok:
                 s0 -= 1.0
@@ -156,10 +156,15 @@ _NO_ROWS = np.zeros((0, 0))
 _NO_FLAGS = np.zeros(0, dtype=np.uint8)
 
 
+def _kernel_input(x: np.ndarray) -> np.ndarray:
+    """float32 and float64 go to the kernel as they are (it widens each value to float64 as it reads it, which is
+    exact): no float64 copy of a float32 column."""
+    return np.ascontiguousarray(x, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
+
+
 def _run(a: np.ndarray, b: np.ndarray, pair: bool, window: int, keep_sums: bool, first_real: np.ndarray | None,
          masked_row: int) -> WindowPass:
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    b = np.ascontiguousarray(b, dtype=np.float64)
+    a, b = _kernel_input(a), _kernel_input(b)
     sums = buffers.empty((6, a.size), dtype=np.float64) if keep_sums else _NO_ROWS
     results = buffers.empty((1 if pair else 3, a.size), dtype=np.float64)
     screen = first_real is not None
