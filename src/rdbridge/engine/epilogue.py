@@ -67,16 +67,6 @@ class Blocks:
     length: np.ndarray
     n_rows: int
 
-    @classmethod
-    def from_positions(cls, positions: np.ndarray) -> Blocks:
-        n = positions.size
-        if n == 0:
-            empty = np.zeros(0, np.int64)
-            return cls(empty, empty, empty, 0)
-        starts = np.flatnonzero(np.r_[True, np.diff(positions) != 1])
-        return cls(positions[starts].astype(np.int64), starts.astype(np.int64),
-                   np.diff(np.r_[starts, n]).astype(np.int64), n)
-
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _num(a: np.ndarray, b: np.ndarray, i: int, has_b: bool) -> float:

@@ -66,7 +66,8 @@ class Helper:
 class Ctx:
     """What operators need to know about the layout: pad mask, local row index, group key, expanding window length."""
 
-    def __init__(self, max_block: int, first_real: np.ndarray, pad_rows: int) -> None:
+    def __init__(self, max_block: int, first_real: np.ndarray, pad_rows: int,
+                 pad_validity: tuple[object, int] | None = None) -> None:
         self.pad = pl.col("_pad")
         self.k = pl.col("_k")
         self.group = "_g"
@@ -77,7 +78,7 @@ class Ctx:
         self.terminal = False  # compiling an output no other expression reads
         self.helpers: dict[object, Helper] = {}
         self.kernel_cache: dict[object, dict] = {}
-        self._pad_validity: tuple[object, int] | None = None
+        self._pad_validity = pad_validity  # the layout's, when the runner has it; else built on first use
         self._lock = threading.Lock()
         # outputs the kernels write themselves (epilogue.py): set up by the runner, planned by the compiler
         self.blocks: Blocks | None = None

@@ -70,32 +70,51 @@ def parse_all(exprs: Mapping[str, str]) -> dict[str, Node]:
 
 @dataclass
 class Layout:
-    """Where each panel row sits in the padded column, and per-row facts operators need."""
+    """Where each panel row sits in the padded column, and per-row facts operators need.
+
+    Block ``b`` (instrument run ``b`` of the panel) is ``pad_rows`` pad rows then its ``run_lengths[b]`` real rows,
+    starting at padded row ``block_starts[b]``; its real rows are panel rows ``run_starts[b]`` onwards."""
 
     n_rows: int
     n_padded: int
     pad_rows: int
-    positions: np.ndarray  # padded index of each panel row
+    run_starts: np.ndarray
+    run_lengths: np.ndarray
+    block_starts: np.ndarray
     first_real: np.ndarray  # per padded row: padded index of its block's first real row
+    is_pad: np.ndarray  # per padded row
+    k: np.ndarray  # per padded row: its index inside its block (pads included), float64 as Polars reads it
+    group: np.ndarray  # per padded row: 1-based block number, uint32
     max_block: int
 
-    def frame(self, panel: pl.DataFrame, fields: Iterable[str], runs: Blocks) -> pl.DataFrame:
-        """Padded work frame: the fields (null on pads), ``_pad``, ``_k`` (row index inside the block), ``_g``.
+    @property
+    def positions(self) -> np.ndarray:
+        """Padded index of each panel row (for tests and diagnostics; the compute works from the blocks)."""
+        return np.flatnonzero(~self.is_pad)
 
-        Each field's ``runs`` of panel rows (``Blocks.from_positions(self.positions)``) are copied into a padded
-        float32 array, handed to Polars with the pads' validity bitmap (zero-copy) instead of a masking pass."""
+    def blocks(self) -> Blocks:
+        """The real rows as runs: block b's real rows go to panel rows ``run_starts[b]`` onwards."""
+        return Blocks(self.block_starts + self.pad_rows, self.run_starts, self.run_lengths, self.n_rows)
+
+    def validity(self) -> tuple[object, int]:
+        """The pads' validity bitmap (an Arrow buffer, LSB first; None without pads) and how many pad rows."""
         import pyarrow as pa
 
-        is_pad = np.ones(self.n_padded, dtype=bool)
-        is_pad[self.positions] = False
-        block_first = self.first_real - self.pad_rows
-        cols: dict[str, pl.Series] = {
-            "_pad": pl.Series("_pad", is_pad),
-            "_k": pl.Series("_k", (np.arange(self.n_padded) - block_first).astype(np.float64)),
-            "_g": pl.Series("_g", np.cumsum(np.r_[True, block_first[1:] != block_first[:-1]]).astype(np.uint32)),
-        }
         n_pads = self.n_padded - self.n_rows
-        valid = pa.py_buffer(np.packbits(~is_pad, bitorder="little")) if n_pads else None
+        return (pa.py_buffer(np.packbits(~self.is_pad, bitorder="little")) if n_pads else None), n_pads
+
+    def frame(self, panel: pl.DataFrame, fields: Iterable[str], runs: Blocks,
+              validity: tuple[object, int]) -> pl.DataFrame:
+        """Padded work frame: the fields (null on pads), ``_pad``, ``_k`` (row index inside the block), ``_g``.
+
+        Each field's ``runs`` of panel rows (``self.blocks()``) are copied into a padded float32 array, handed to
+        Polars with the pads' ``validity`` bitmap (zero-copy) instead of a masking pass."""
+        cols: dict[str, pl.Series] = {
+            "_pad": pl.Series("_pad", self.is_pad),
+            "_k": pl.Series("_k", self.k),
+            "_g": pl.Series("_g", self.group),
+        }
+        valid, n_pads = validity
         for f in fields:
             src = np.ascontiguousarray(panel[f].cast(pl.Float32).to_numpy())
             arr = np.empty(self.n_padded, dtype=np.float32)
@@ -113,24 +132,41 @@ def _scatter_runs(src: np.ndarray, at: np.ndarray, start: np.ndarray, length: np
         out[at[b] : at[b] + length[b]] = src[start[b] : start[b] + length[b]]
 
 
+@numba.njit(cache=True, nogil=True)
+def _fill_layout(block_starts: np.ndarray, block_len: np.ndarray, pad_rows: int, first_real: np.ndarray,
+                 is_pad: np.ndarray, k: np.ndarray, group: np.ndarray) -> None:
+    """The per-row layout columns, block by block through slices (vectorised stores, each array written once:
+    the numpy form took a dozen passes and temporaries, 15-50 ms of page faults on this VM)."""
+    for b in range(block_len.size):
+        s, m = block_starts[b], block_len[b]
+        fr, ip, kk, g = first_real[s : s + m], is_pad[s : s + m], k[s : s + m], group[s : s + m]
+        for i in range(m):
+            fr[i] = s + pad_rows
+            ip[i] = i < pad_rows
+            kk[i] = float(i)
+            g[i] = b + 1
+
+
 def build_layout(instruments: pl.Series, pad_rows: int) -> Layout:
     """Blocks follow the panel's instrument runs; the panel must keep each instrument's rows together."""
     codes = instruments.to_physical() if instruments.dtype == pl.Categorical else instruments
     n = len(codes)
-    if n == 0:
-        return Layout(0, 0, pad_rows, np.zeros(0, np.int64), np.zeros(0, np.int64), 1)
-    change = (codes != codes.shift(1)).fill_null(True).to_numpy()
-    run_id = np.cumsum(change) - 1
-    run_starts = np.flatnonzero(change)
+    change = (codes != codes.shift(1)).fill_null(True).to_numpy() if n else np.zeros(0, dtype=bool)
+    run_starts = np.flatnonzero(change).astype(np.int64)
     n_runs = run_starts.size
-    if codes.gather(run_starts).n_unique() != n_runs:  # one code per run: cheaper than n_unique over all rows
+    if n and codes.gather(run_starts).n_unique() != n_runs:  # one code per run: cheaper than n_unique over all rows
         raise PanelError("the panel's rows of one instrument are not contiguous: sort it by (instrument, datetime)")
-    positions = np.arange(n, dtype=np.int64) + pad_rows * (run_id + 1)
-    run_lengths = np.diff(np.r_[run_starts, n])
-    block_starts = run_starts + pad_rows * np.arange(n_runs)  # padded index of each block's first pad row
+    run_lengths = np.diff(np.r_[run_starts, n]).astype(np.int64)
+    block_starts = run_starts + pad_rows * np.arange(n_runs, dtype=np.int64)  # padded index of each first pad row
     block_len = run_lengths + pad_rows
-    first_real = np.repeat(block_starts + pad_rows, block_len)
-    return Layout(n, int(block_len.sum()), pad_rows, positions, first_real.astype(np.int64), int(block_len.max()))
+    n_padded = int(block_len.sum())
+    first_real = np.empty(n_padded, dtype=np.int64)
+    is_pad = np.empty(n_padded, dtype=bool)
+    k = np.empty(n_padded, dtype=np.float64)
+    group = np.empty(n_padded, dtype=np.uint32)
+    _fill_layout(block_starts, block_len, int(pad_rows), first_real, is_pad, k, group)
+    return Layout(n, n_padded, pad_rows, run_starts, run_lengths, block_starts, first_real, is_pad, k, group,
+                  int(block_len.max()) if n_runs else 1)
 
 
 def _check_panel(panel: pl.DataFrame, fields: set[str]) -> None:
@@ -223,12 +259,13 @@ def _compute(
     pad = lookback(all_nodes)
     layout = build_layout(panel["instrument"], pad)
     buffers.prefill([(buffers.nbytes(layout.n_padded, np.float64), PREFILL_COLUMNS)])
-    blocks = Blocks.from_positions(layout.positions)
-    base = layout.frame(panel, sorted(needed), blocks)
+    blocks = layout.blocks()
+    validity = layout.validity()
+    base = layout.frame(panel, sorted(needed), blocks, validity)
     field_values = {f: values_view(base[f]) for f in needed}
     finished: dict[str, pl.Series] = {}  # requested name -> its real rows as Float32 (Qlib's output dtype)
     for group in chunks(roots):
-        finished.update(_evaluate(group, base, layout, needed, report, blocks, field_values))
+        finished.update(_evaluate(group, base, layout, needed, report, blocks, field_values, validity))
     del base
     out_cols: list[pl.Series] = [panel["instrument"].cast(pl.Utf8), panel["datetime"]]
     for name in exprs:
@@ -279,10 +316,11 @@ def _evaluate(
     report: _Progress,
     blocks: Blocks,
     field_values: dict[str, np.ndarray],
+    validity: tuple[object, int],
 ) -> dict[str, pl.Series]:
     """Plan and run one group of expressions on the padded ``base`` frame; returns name -> Float32 real rows."""
     pad = layout.pad_rows
-    ctx = Ctx(layout.max_block, layout.first_real, pad)
+    ctx = Ctx(layout.max_block, layout.first_real, pad, validity)
     ctx.blocks, ctx.field_values = blocks, field_values
     try:
         p = plan(roots, ctx, {f: f for f in needed})
