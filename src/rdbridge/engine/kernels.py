@@ -152,17 +152,20 @@ def _count_below(buf: np.ndarray, m: int, v: float) -> int:
 @numba.njit(cache=True, nogil=True)
 def _replace(buf: np.ndarray, m: int, old: float, new: float, short: bool) -> int:
     """In the sorted ``buf[:m]``, replace one ``old`` by ``new`` moving only the entries between the two; returns
-    the slot ``new`` went to."""
+    the slot ``new`` went to. Entries move through a view indexed from 0 (here and in ``_sorted_window_pass``):
+    numba then emits no negative-index test and LLVM vectorises the move (10-17% of a window-20..60 pass)."""
     if short:
         p = _count_below(buf, m, old)
         q = _count_below(buf, m, new)
         if q > p:  # new goes right of old's slot
-            for k in range(p, q - 1):
-                buf[k] = buf[k + 1]
+            seg = buf[p:q]
+            for k in range(q - 1 - p):
+                seg[k] = seg[k + 1]
             buf[q - 1] = new
             return q - 1
-        for k in range(p, q, -1):
-            buf[k] = buf[k - 1]
+        seg = buf[q : p + 1]
+        for k in range(p - q, 0, -1):
+            seg[k] = seg[k - 1]
         buf[q] = new
         return q
     j = _lower(buf, m, old)
@@ -220,13 +223,15 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
                 j = _count_below(buf, m, u) if short else _lower(buf, m, u)
                 if slot > j:  # v was inserted above the value leaving: it moves down one slot
                     slot -= 1
-                for k in range(j, m - 1):
-                    buf[k] = buf[k + 1]
+                seg = buf[j:m]
+                for k in range(m - 1 - j):
+                    seg[k] = seg[k + 1]
                 m -= 1
         if pending:
             j = _count_below(buf, m, v) if short else _lower(buf, m, v)
-            for k in range(m, j, -1):
-                buf[k] = buf[k - 1]
+            seg = buf[j : m + 1]
+            for k in range(m - j, 0, -1):
+                seg[k] = seg[k - 1]
             buf[j] = v
             slot = j
             m += 1
