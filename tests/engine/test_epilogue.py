@@ -108,3 +108,29 @@ def test_statistics_only_fused_outputs_read_are_not_columns(monkeypatch: pytest.
     assert [cols for layer in plans[-1].layers for cols in layer] != []  # the Polars form: one column
     np.testing.assert_array_equal(got["d"].to_numpy().view(np.uint32), want["d"].to_numpy().view(np.uint32))
     assert 0 < got["d"].is_nan().sum() < got.height
+
+
+def test_results_only_fused_outputs_read_leave_the_work_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kernel result that only fused outputs read is not kept as a column (``Ctx.result_series``): its buffer
+    goes back to the pool when the kernel returns. One a planned column reads stays, and both outputs are right."""
+    ctxs = []
+    real_plan = compiler.plan
+
+    def spy(roots, ctx, field_columns):  # noqa: ANN001, ANN202 - test spy with plan's signature
+        ctxs.append(ctx)
+        return real_plan(roots, ctx, field_columns)
+
+    monkeypatch.setattr("rdbridge.engine.runner.plan", spy)
+    p = _panel()
+    exprs = {"ma": "Mean($close, 5) / $close", "std": "Std($close, 5) / $close", "affine": "Std($close, 5) * 2 + 1"}
+    got = compute(p, exprs)
+    read = {field for key, field in ctxs[0].column_fields if key[0] == "moments"}
+    assert read == {"std"}  # the mean only feeds the fused "ma"
+    key = next(k for k, field in ctxs[0].column_fields if field == "std")
+    values = np.zeros(ctxs[0].first_real.size)
+    assert ctxs[0].result_series(key, "mean", values) is None
+    assert ctxs[0].result_series(key, "std", values) is not None
+    monkeypatch.setattr(compiler, "_epilogue", lambda *a, **k: None)
+    want = compute(p, exprs)
+    for name in exprs:
+        np.testing.assert_array_equal(got[name].to_numpy().view(np.uint32), want[name].to_numpy().view(np.uint32))

@@ -92,6 +92,7 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
     pending: list[tuple[Node, pl.Expr]] = []
     kernel_of: dict[Node, tuple[object, str]] = {}  # node -> (kernel key, field) when its column is a raw result
     fused: dict[Node, str] = {}
+    reads_of: dict[Node, list[tuple[object, str]]] = {}  # kernel result fields each node's expression reads
     for i, n in enumerate(order):
         if isinstance(n, Field):
             if n.name not in field_columns:
@@ -111,7 +112,9 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
         terminal = n in root_nodes and uses[n] == 0  # its pad rows are dropped unread: no pad mask needed
         ctx.terminal = terminal
         ctx.kernel_field = None
+        ctx.reads = []
         expr = op.compile(ctx, ins, n.params)
+        reads_of[n] = ctx.reads
         ctx.terminal = False
         raw, ctx.kernel_field = ctx.kernel_field, None
         if raw is not None and raw[2] is expr:
@@ -145,6 +148,7 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
     sources = {kernel_columns[k] for ep in ctx.epilogues.values() for e in ep for k in e.kernels()
                if k not in ctx.helpers}
     pending = _needed(pending, names, root_nodes - set(fused), sources, ctx)
+    ctx.column_fields = {r for n, _ in pending for r in reads_of.get(n, ())}
     names = {n: names[n] for n, _ in pending}
     n_layers = max(
         max((depth[n] for n, _ in pending), default=0),

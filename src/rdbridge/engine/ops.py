@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
-from rdbridge.engine import kernels
+from rdbridge.engine import buffers, kernels
 from rdbridge.engine.columns import filled, series_over, values_view
 from rdbridge.engine.epilogue import Blocks, Epilogue, Operand, finish
 from rdbridge.engine.pair_windows import pair_window, regression_window
@@ -87,12 +87,33 @@ class Ctx:
         self.fused: dict[str, np.ndarray] = {}  # output column -> its float32 real rows, once written
         self._operands: dict[str, dict[Operand, np.ndarray]] = {}  # output column -> operands emitted so far
         self.kernel_field: tuple[object, str, pl.Expr] | None = None  # what the last compile returned, if raw
+        self.reads: list[tuple[object, str]] = []  # kernel result fields the node being compiled reads
+        self.column_fields: set[tuple[object, str]] | None = None  # fields some planned column reads (None: all)
+        self._unread: pl.Series | None = None
 
     def raw_field(self, key: object, field: str, expr: pl.Expr) -> pl.Expr:
         """Note that ``expr`` (returned by an operator as is) is field ``field`` of kernel ``key``'s result, so the
         compiler can fuse an output reading it into that kernel (``emit``)."""
         self.kernel_field = (key, field, expr)
+        self.reads.append((key, field))
         return expr
+
+    def result_series(self, key: object, field: str, values: np.ndarray) -> pl.Series | None:
+        """Field ``field`` of kernel ``key``'s result as a column (``kernel_series``), or None when no planned
+        column reads it (only fused outputs do, and they got it from ``emit``): the kernel's array is then not held
+        by the work frame, and its buffer goes back to the pool for the next kernel as soon as the kernel returns
+        (fewer fresh pages, lower peak memory)."""
+        if self.column_fields is not None and (key, field) not in self.column_fields:
+            return None
+        return self.kernel_series(values)
+
+    def unread_series(self) -> pl.Series:
+        """A float64 column for struct fields nobody reads (``result_series`` gave None for all of a kernel's
+        fields): one buffer per group, whose contents are never looked at."""
+        with self._lock:
+            if self._unread is None:
+                self._unread = series_over(buffers.empty(self.first_real.size, dtype=np.float64))
+            return self._unread
 
     def emit(self, key: object, arrays: Mapping[str, np.ndarray]) -> None:
         """Called by kernel ``key`` with its padded float64 results: write each fused output reading them whose other
@@ -636,8 +657,10 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> d
         if got.sums is not None:
             cols.update(zip(names, got.sums))
         ctx.emit(ckey, cols)
-        series = {w: ctx.kernel_series(arr) for w, arr in cols.items()}
-        filler = series[results[0]]  # fields nobody reads share a buffer
+        series = {w: c for w, arr in cols.items()  # Cov reads the sums through its own expressions: always kept
+                  if (c := ctx.kernel_series(arr) if w in names else ctx.result_series(ckey, w, arr)) is not None}
+        filler = next(iter(series.values()), None)  # fields nobody reads share a buffer
+        filler = ctx.unread_series() if filler is None else filler
         return pl.DataFrame([series.get(w, filler).alias(w) for w in fields]).to_struct(s.name)
 
     def build() -> pl.Expr:
@@ -675,8 +698,9 @@ def moment(ctx: Ctx, v: Value, n: int, stat: str) -> pl.Expr:
     def run(s: pl.Series) -> pl.Series:
         got = window_moments(ctx.real_values(s), n, first_real, sorted(stats))
         ctx.emit(key, got)
-        cols = {name: ctx.kernel_series(arr) for name, arr in got.items()}
-        filler = next(iter(cols.values()))
+        cols = {name: c for name, arr in got.items() if (c := ctx.result_series(key, name, arr)) is not None}
+        filler = next(iter(cols.values()), None)
+        filler = ctx.unread_series() if filler is None else filler
         return pl.DataFrame([cols.get(name, filler).alias(name) for name in MOMENT_STATS]).to_struct(s.name)
 
     col = ctx.shared(
@@ -778,8 +802,9 @@ def sorted_window_stat(ctx: Ctx, v: Value, n: int, stat: float | str) -> pl.Expr
             got = {"rank": kernels.rolling_rank_pct(x, n, first_real)}
         arrays = {("rank" if k == "rank" else f"q{mine.index(k)}"): a for k, a in got.items()}
         ctx.emit(key, arrays)
-        cols = {f: ctx.kernel_series(a) for f, a in arrays.items()}
-        filler = next(iter(cols.values()))
+        cols = {f: c for f, a in arrays.items() if (c := ctx.result_series(key, f, a)) is not None}
+        filler = next(iter(cols.values()), None)
+        filler = ctx.unread_series() if filler is None else filler
         return pl.DataFrame([cols.get(f, filler).alias(f) for f in SORTED_FIELDS]).to_struct(s.name)
 
     key = ("sorted", v.key, n, part)
@@ -916,7 +941,8 @@ class IdxMax(Rolling):
         def run(s: pl.Series) -> pl.Series:
             got = kernels.rolling_first_argmax(filled(s), sign, n, first_real)
             ctx.emit(key, {"value": got})
-            return ctx.kernel_series(got)
+            col = ctx.result_series(key, "value", got)
+            return ctx.unread_series() if col is None else col
 
         return ctx.raw_field(key, "value", kernel_input(ins[0]).map_batches(run, return_dtype=pl.Float64))
 
