@@ -72,28 +72,31 @@ def _first_argmax(x: np.ndarray, sign: float, window: int, first_real: np.ndarra
     i = 0
     while i < n:
         f, end, w = block_at(i, window, first_real, out)
-        seg = f
-        while seg < end:
-            stop = min(seg + w, end)
+        m = end - f  # the block's real rows, through views indexed from 0: no negative-index tests
+        xb, ob, sb, ib, cb = x[f:end], out[f:end], suf_s[f:end], suf_i[f:end], cum[f:end]
+        seg = 0
+        while seg < m:
+            stop = min(seg + w, m)
+            xs, ss, si = xb[seg:stop], sb[seg:stop], ib[seg:stop]
             best, bi = -np.inf, -1
-            for j in range(stop - 1, seg - 1, -1):
-                v = x[j]
+            for t in range(stop - seg - 1, -1, -1):
+                v = xs[t]
                 sc = sign * v if np.isfinite(v) else np.inf
                 if sc >= best:
-                    best, bi = sc, j
-                suf_s[j] = best
-                suf_i[j] = bi
+                    best, bi = sc, seg + t
+                ss[t] = best
+                si[t] = bi
             seg = stop
         best, bi = -np.inf, -1
         c = 0
         pos = w - 1  # position of j in its segment
-        for j in range(f, end):
-            v = x[j]
+        for j in range(m):
+            v = xb[j]
             ok = np.isfinite(v)
             sc = sign * v if ok else np.inf
             if ok:
                 c += 1
-            cum[j] = c
+            cb[j] = c
             pos += 1
             if pos == w:
                 pos = 0
@@ -101,13 +104,13 @@ def _first_argmax(x: np.ndarray, sign: float, window: int, first_real: np.ndarra
             if sc > best:
                 best, bi = sc, j
             s = j - w + 1
-            if s < f:
-                s = f
+            if s < 0:
+                s = 0
             pick = bi
-            if s > f and pos != w - 1 and suf_s[s] >= best:
-                pick = suf_i[s]
-            cnt = c - (cum[s - 1] if s > f else 0)
-            out[j] = np.nan if cnt == 0 else float(pick - s + 1)
+            if s > 0 and pos != w - 1 and sb[s] >= best:
+                pick = ib[s]
+            cnt = c - (cb[s - 1] if s > 0 else 0)
+            ob[j] = np.nan if cnt == 0 else float(pick - s + 1)
         i = end
 
 

@@ -184,20 +184,23 @@ def _extreme(x: np.ndarray, sign: float, window: int, first_real: np.ndarray, ou
     i = 0
     while i < n:
         f, end, w = block_at(i, window, first_real, out)
-        seg = f
-        while seg < end:  # suffix maxima, segment by segment
-            stop = min(seg + w, end)
+        m = end - f  # the block's real rows, through views indexed from 0: no negative-index tests
+        xb, ob, bb = x[f:end], out[f:end], buf[f:end]
+        seg = 0
+        while seg < m:  # suffix maxima, segment by segment
+            stop = min(seg + w, m)
+            xs, bs = xb[seg:stop], bb[seg:stop]
             acc = -np.inf
-            for j in range(stop - 1, seg - 1, -1):
-                v = sign * x[j]
+            for j in range(stop - seg - 1, -1, -1):
+                v = sign * xs[j]
                 if v > acc and v != np.inf:
                     acc = v
-                buf[j] = acc
+                bs[j] = acc
             seg = stop
         acc = -np.inf
         pos = w - 1  # position of j in its segment
-        for j in range(f, end):
-            v = sign * x[j]
+        for j in range(m):
+            v = sign * xb[j]
             pos += 1
             if pos == w:
                 pos = 0
@@ -206,11 +209,11 @@ def _extreme(x: np.ndarray, sign: float, window: int, first_real: np.ndarray, ou
                 acc = v
             s = j - w + 1
             best = acc
-            if s > f and pos != w - 1:
-                b = buf[s]
+            if s > 0 and pos != w - 1:
+                b = bb[s]
                 if b > best:
                     best = b
-            out[j] = sign * best if best > -np.inf else np.nan
+            ob[j] = sign * best if best > -np.inf else np.nan
         i = end
 
 
