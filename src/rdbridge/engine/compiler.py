@@ -61,6 +61,8 @@ class Plan:
     helper_steps: list[list[list[tuple[str, pl.Expr]]]] = field(default_factory=list)  # per layer, per level
     ready_after: list[list[str]] = field(default_factory=list)  # per layer: output columns no later layer reads
     fused: list[str] = field(default_factory=list)  # output columns a kernel writes itself (``Ctx.fused``)
+    cost: dict[str, float] = field(default_factory=dict)  # helper column -> rough kernel cost (``_cost``)
+    heavy: set[str] = field(default_factory=set)  # columns that run a kernel or a rolling pass (not element-wise)
 
 
 def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) -> Plan:
@@ -200,7 +202,12 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
         else:
             outputs[out_name] = fused[root] if root in fused else names[root]
             dtypes[out_name] = values[root].dtype
-    return Plan(layers, drop_after, outputs, dtypes, constants, helper_steps, ready_after, sorted(set(fused.values())))
+    cost = {h.name: _cost(key, ctx) for key, h in ctx.helpers.items()}
+    # rolling columns run their kernel themselves, unless they only read a field of a helper's result
+    heavy = set(cost) | {names[n] for n, _ in pending if isinstance(OPERATORS[n.op], Rolling)
+                         and not (n in kernel_of and kernel_of[n][0] in ctx.helpers)}
+    return Plan(layers, drop_after, outputs, dtypes, constants, helper_steps, ready_after, sorted(set(fused.values())),
+                cost, heavy)
 
 
 def _cost(key: object, ctx: Ctx) -> float:

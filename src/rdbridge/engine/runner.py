@@ -26,7 +26,7 @@ import polars as pl
 from rdbridge.engine import buffers
 from rdbridge.engine.ast import Node, fields_of
 from rdbridge.engine.columns import series_over, values_view
-from rdbridge.engine.compiler import canonical, lookback, plan
+from rdbridge.engine.compiler import Plan, canonical, lookback, plan
 from rdbridge.engine.epilogue import Blocks
 from rdbridge.engine.ops import CompileError, Ctx
 from rdbridge.engine.parser import ExpressionSyntaxError, parse
@@ -346,15 +346,12 @@ def _evaluate(
         done.update((c, got[c]) for c in columns)
         work = work.drop([c for c in columns if c not in needed])
 
-    for i, layer in enumerate(p.layers):
-        for step in p.helper_steps[i]:
-            if step:
-                work = work.with_columns([e for _, e in step])
-        work = work.with_columns([e for _, e in layer])
-        if p.drop_after[i]:
-            work = work.drop(p.drop_after[i])
-        if p.ready_after[i]:
-            take(p.ready_after[i])
+    for step, drop, ready in _steps(p):
+        work = work.with_columns(step)
+        if drop:
+            work = work.drop(drop)
+        if ready:
+            take(ready)
     for c in p.fused:  # written by the kernels themselves (epilogue.py): float32, missing values NaN as in Qlib
         done[c] = series_over(ctx.fused.pop(c))
     fields_out = sorted({c for c in p.outputs.values() if c not in done})
@@ -362,6 +359,53 @@ def _evaluate(
         take(fields_out)
     report.step(f"{len(roots)} expressions: {sum(len(x) for x in p.layers)} columns in {len(p.layers)} layers")
     return {name: done[col] for name, col in p.outputs.items()}
+
+
+def _steps(p: Plan) -> Iterator[tuple[list[pl.Expr], list[str], list[str]]]:
+    """The plan's columns as parallel steps: ``(expressions, columns to drop after, outputs to take after)``.
+
+    Columns are scheduled by what they read, not by the compiler's layers: every cheap element-wise or shift
+    column is computed as soon as its inputs exist, in its own short step, so that each kernel step holds every
+    kernel whose inputs are ready, whatever its layer. A layer's kernels then no longer wait for the slowest
+    kernel of the layer before (e.g. IdxMax over a shifted close next to a window-60 rank), and the steps are few
+    and wide: both of Polars' threads stay busy to the end of the group. Kernels run longest first, split between
+    the two halves Polars' pool takes, as the compiler orders them (``_cost``)."""
+    items: list[tuple[str, pl.Expr]] = []
+    for i, layer in enumerate(p.layers):
+        for level in p.helper_steps[i]:
+            items.extend(level)
+        items.extend(layer)
+    produced = {name for name, _ in items}
+    deps = {name: set(expr.meta.root_names()) & produced for name, expr in items}
+    readers: dict[str, int] = {name: 0 for name in produced}
+    for name in produced:
+        for d in deps[name]:
+            readers[d] += 1
+    outputs = {c for cols in p.ready_after for c in cols}
+    heavy = p.heavy
+    pending = dict(items)
+    computed: set[str] = set()
+    waiting = dict(readers)  # readers not yet computed
+    while pending:
+        ready = [name for name in pending if deps[name] <= computed]
+        if not ready:
+            raise RuntimeError(f"plan columns {sorted(pending)} wait for each other")  # a compiler bug, not input
+        cheap = [name for name in ready if name not in heavy]
+        if cheap:
+            step = cheap
+        else:
+            ordered = sorted(ready, key=lambda n: -p.cost.get(n, 1.0))
+            step = ordered[0::2] + ordered[1::2]
+        exprs = [pending.pop(name) for name in step]
+        computed.update(step)
+        for name in step:
+            for d in deps[name]:
+                waiting[d] -= 1
+        free = [c for c in step if waiting[c] == 0] + [d for name in step for d in deps[name] if waiting[d] == 0]
+        free = list(dict.fromkeys(free))
+        for c in free:
+            waiting[c] = -1  # released once
+        yield exprs, [c for c in free if c not in outputs], [c for c in free if c in outputs]
 
 
 def _walk_all(root: Node) -> list[Node]:
