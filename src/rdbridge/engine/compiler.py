@@ -51,15 +51,15 @@ def lookback(nodes: list[Node]) -> int:
 
 @dataclass
 class Plan:
-    """What the runner executes: layers of (column name, expression), and when each column can be dropped."""
+    """What the runner executes: the planned columns, (column name, expression), by dependency depth; the runner
+    schedules and drops them by what each reads (``runner._steps``)."""
 
     layers: list[list[tuple[str, pl.Expr]]]
-    drop_after: list[list[str]]
     outputs: dict[str, str]  # requested name -> column holding it
     output_dtypes: dict[str, str]
     constants: dict[str, float] = field(default_factory=dict)  # requested name -> constant value
     helper_steps: list[list[list[tuple[str, pl.Expr]]]] = field(default_factory=list)  # per layer, per level
-    ready_after: list[list[str]] = field(default_factory=list)  # per layer: output columns no later layer reads
+    taken: set[str] = field(default_factory=set)  # output columns the runner takes as Float32 real rows
     fused: list[str] = field(default_factory=list)  # output columns a kernel writes itself (``Ctx.fused``)
     cost: dict[str, float] = field(default_factory=dict)  # helper column -> rough kernel cost (``_cost``)
     heavy: set[str] = field(default_factory=set)  # columns that run a kernel or a rolling pass (not element-wise)
@@ -75,11 +75,9 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
                 seen.add(n)
                 order.append(n)
     uses: dict[Node, int] = {n: 0 for n in order}
-    consumers: dict[Node, list[Node]] = {n: [] for n in order}
     for n in order:
         for c in set(n.children()):
             uses[c] += 1
-            consumers[c].append(n)
     root_nodes = set(roots.values())
 
     def materialise(n: Node) -> bool:
@@ -161,34 +159,12 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
     for n, expr in pending:
         layers[depth[n] - 1].append((names[n], expr))
     helper_steps: list[list[list[tuple[str, pl.Expr]]]] = [[] for _ in range(n_layers)]
-    for key, h in sorted(ctx.helpers.items(), key=lambda kh: -_cost(kh[0], ctx)):
+    for h in ctx.helpers.values():
         steps = helper_steps[h.first_layer - 1]
         while len(steps) < h.level:
             steps.append([])
         steps[h.level - 1].append((h.name, h.expr.alias(h.name)))
-    for steps in helper_steps:
-        for k, step in enumerate(steps):
-            steps[k] = step[0::2] + step[1::2]  # Polars' pool splits the list in halves: each starts with big ones
-
-    # a column can go once every materialised consumer (through inlined nodes) is computed
-    def materialised_consumers(n: Node) -> list[Node]:
-        out, stack = [], list(consumers[n])
-        while stack:
-            c = stack.pop()
-            if c in names or c in fused:  # a fused output reads its inputs in its kernel's layer
-                out.append(c)
-            else:
-                stack.extend(consumers[c])
-        return out
-
-    drop_after: list[list[str]] = [[] for _ in range(n_layers)]
-    ready_after: list[list[str]] = [[] for _ in range(n_layers)]
-    for h in ctx.helpers.values():
-        drop_after[h.last_layer - 1].append(h.name)
-    for n, name in names.items():
-        cons = materialised_consumers(n)
-        last = max((depth[c] for c in cons), default=depth[n])
-        (ready_after if n in root_nodes and n not in fused else drop_after)[last - 1].append(name)
+    taken = {name for n, name in names.items() if n in root_nodes and n not in fused}
 
     outputs: dict[str, str] = {}
     dtypes: dict[str, str] = {}
@@ -206,14 +182,13 @@ def plan(roots: Mapping[str, Node], ctx: Ctx, field_columns: Mapping[str, str]) 
     # rolling columns run their kernel themselves, unless they only read a field of a helper's result
     heavy = set(cost) | {names[n] for n, _ in pending if isinstance(OPERATORS[n.op], Rolling)
                          and not (n in kernel_of and kernel_of[n][0] in ctx.helpers)}
-    return Plan(layers, drop_after, outputs, dtypes, constants, helper_steps, ready_after, sorted(set(fused.values())),
-                cost, heavy)
+    return Plan(layers, outputs, dtypes, constants, helper_steps, taken, sorted(set(fused.values())), cost, heavy)
 
 
 def _cost(key: object, ctx: Ctx) -> float:
-    """Rough single-thread milliseconds of a helper's kernel per million rows, to order a parallel step so that
-    both of Polars' threads start with the long kernels and end with the short ones (measured with
-    ``benchmarks/profile_engine.py``)."""
+    """Rough single-thread milliseconds of a helper's kernel per million rows, by which the runner orders a
+    parallel step so that both of Polars' threads start with the long kernels and end with the short ones
+    (measured with ``benchmarks/profile_engine.py``)."""
     kind = key[0] if isinstance(key, tuple) and key else None
     if kind == "sorted":
         return 40.0

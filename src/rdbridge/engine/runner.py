@@ -377,20 +377,17 @@ def _steps(p: Plan) -> Iterator[tuple[list[pl.Expr], list[str], list[str]]]:
         items.extend(layer)
     produced = {name for name, _ in items}
     deps = {name: set(expr.meta.root_names()) & produced for name, expr in items}
-    readers: dict[str, int] = {name: 0 for name in produced}
+    waiting: dict[str, int] = {name: 0 for name in produced}  # readers not yet computed
     for name in produced:
         for d in deps[name]:
-            readers[d] += 1
-    outputs = {c for cols in p.ready_after for c in cols}
-    heavy = p.heavy
+            waiting[d] += 1
     pending = dict(items)
     computed: set[str] = set()
-    waiting = dict(readers)  # readers not yet computed
     while pending:
         ready = [name for name in pending if deps[name] <= computed]
         if not ready:
             raise RuntimeError(f"plan columns {sorted(pending)} wait for each other")  # a compiler bug, not input
-        cheap = [name for name in ready if name not in heavy]
+        cheap = [name for name in ready if name not in p.heavy]
         if cheap:
             step = cheap
         else:
@@ -405,7 +402,7 @@ def _steps(p: Plan) -> Iterator[tuple[list[pl.Expr], list[str], list[str]]]:
         free = list(dict.fromkeys(free))
         for c in free:
             waiting[c] = -1  # released once
-        yield exprs, [c for c in free if c not in outputs], [c for c in free if c in outputs]
+        yield exprs, [c for c in free if c not in p.taken], [c for c in free if c in p.taken]
 
 
 def _walk_all(root: Node) -> list[Node]:
