@@ -107,13 +107,20 @@ class Ctx:
             return None
         return self.kernel_series(values)
 
-    def unread_series(self) -> pl.Series:
-        """A float64 column for struct fields nobody reads (``result_series`` gave None for all of a kernel's
-        fields): one buffer per group, whose contents are never looked at."""
-        with self._lock:
-            if self._unread is None:
-                self._unread = series_over(buffers.empty(self.first_real.size, dtype=np.float64))
-            return self._unread
+    def result_struct(self, key: object, arrays: Mapping[str, np.ndarray], fields: tuple[str, ...], name: str,
+                      kept: tuple[str, ...] = ()) -> pl.Series:
+        """Kernel ``key``'s results as its helper's struct column with ``fields``: each array some planned column
+        reads (``result_series``; those in ``kept`` always), and for every other field a buffer that is never
+        read (another field's, or one float64 column per group when no field is read at all)."""
+        cols = {f: c for f, a in arrays.items()
+                if (c := self.kernel_series(a) if f in kept else self.result_series(key, f, a)) is not None}
+        filler = next(iter(cols.values()), None)
+        if filler is None:
+            with self._lock:
+                if self._unread is None:
+                    self._unread = series_over(buffers.empty(self.first_real.size, dtype=np.float64))
+                filler = self._unread
+        return pl.DataFrame([cols.get(f, filler).alias(f) for f in fields]).to_struct(name)
 
     def emit(self, key: object, arrays: Mapping[str, np.ndarray]) -> None:
         """Called by kernel ``key`` with its padded float64 results: write each fused output reading them whose other
@@ -657,11 +664,7 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> d
         if got.sums is not None:
             cols.update(zip(names, got.sums))
         ctx.emit(ckey, cols)
-        series = {w: c for w, arr in cols.items()  # Cov reads the sums through its own expressions: always kept
-                  if (c := ctx.kernel_series(arr) if w in names else ctx.result_series(ckey, w, arr)) is not None}
-        filler = next(iter(series.values()), None)  # fields nobody reads share a buffer
-        filler = ctx.unread_series() if filler is None else filler
-        return pl.DataFrame([series.get(w, filler).alias(w) for w in fields]).to_struct(s.name)
+        return ctx.result_struct(ckey, cols, fields, s.name, kept=names)  # Cov reads the sums in its expressions
 
     def build() -> pl.Expr:
         rows = pl.struct([a.alias("a"), b.alias("b")])
@@ -698,10 +701,7 @@ def moment(ctx: Ctx, v: Value, n: int, stat: str) -> pl.Expr:
     def run(s: pl.Series) -> pl.Series:
         got = window_moments(ctx.real_values(s), n, first_real, sorted(stats))
         ctx.emit(key, got)
-        cols = {name: c for name, arr in got.items() if (c := ctx.result_series(key, name, arr)) is not None}
-        filler = next(iter(cols.values()), None)
-        filler = ctx.unread_series() if filler is None else filler
-        return pl.DataFrame([cols.get(name, filler).alias(name) for name in MOMENT_STATS]).to_struct(s.name)
+        return ctx.result_struct(key, got, MOMENT_STATS, s.name)
 
     col = ctx.shared(
         key, lambda: src.map_batches(run, return_dtype=pl.Struct({name: pl.Float64 for name in MOMENT_STATS}))
@@ -802,10 +802,7 @@ def sorted_window_stat(ctx: Ctx, v: Value, n: int, stat: float | str) -> pl.Expr
             got = {"rank": kernels.rolling_rank_pct(x, n, first_real)}
         arrays = {("rank" if k == "rank" else f"q{mine.index(k)}"): a for k, a in got.items()}
         ctx.emit(key, arrays)
-        cols = {f: c for f, a in arrays.items() if (c := ctx.result_series(key, f, a)) is not None}
-        filler = next(iter(cols.values()), None)
-        filler = ctx.unread_series() if filler is None else filler
-        return pl.DataFrame([cols.get(f, filler).alias(f) for f in SORTED_FIELDS]).to_struct(s.name)
+        return ctx.result_struct(key, arrays, SORTED_FIELDS, s.name)
 
     key = ("sorted", v.key, n, part)
     src = v.expr if raw else prep(ctx, v)
@@ -941,8 +938,7 @@ class IdxMax(Rolling):
         def run(s: pl.Series) -> pl.Series:
             got = kernels.rolling_first_argmax(filled(s), sign, n, first_real)
             ctx.emit(key, {"value": got})
-            col = ctx.result_series(key, "value", got)
-            return ctx.unread_series() if col is None else col
+            return ctx.kernel_series(got)  # its own column: planned only when something reads it (``_needed``)
 
         return ctx.raw_field(key, "value", kernel_input(ins[0]).map_batches(run, return_dtype=pl.Float64))
 
