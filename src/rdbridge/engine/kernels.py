@@ -114,13 +114,19 @@ def _first_argmax(x: np.ndarray, sign: float, window: int, first_real: np.ndarra
         i = end
 
 
+def float_input(x: np.ndarray) -> np.ndarray:
+    """``x`` as the window kernels take it: float32 and float64 as they are (the kernels widen each float32 value
+    to float64 as they read it, exactly: a float64 copy would only cost a pass and 8 bytes a row), anything else
+    as float64; contiguous."""
+    return np.ascontiguousarray(x, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
+
+
 def rolling_first_argmax(x: np.ndarray, sign: float, window: int, first_real: np.ndarray) -> np.ndarray:
     """1-based position in its window of the first maximum of ``sign * x`` (NaN and ±inf count as the maximum, as
     ``np.argmax`` on Qlib's rolling values); NaN where the window holds no finite value."""
     n = max(x.size, 1)
     out = buffers.empty(x.size, dtype=np.float64)
-    x = np.ascontiguousarray(x, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
-    _first_argmax(x, float(sign), int(window), first_real, out,
+    _first_argmax(float_input(x), float(sign), int(window), first_real, out,
                   buffers.empty(n, np.float64), buffers.empty(n, np.int64), buffers.empty(n, np.int64))
     return out
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from rdbridge.engine import buffers
 from rdbridge.engine.flat_windows import MARGIN_REL, jump_screen, settle
-from rdbridge.engine.kernels import _add
+from rdbridge.engine.kernels import _add, float_input
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -156,15 +156,9 @@ _NO_ROWS = np.zeros((0, 0))
 _NO_FLAGS = np.zeros(0, dtype=np.uint8)
 
 
-def _kernel_input(x: np.ndarray) -> np.ndarray:
-    """float32 and float64 go to the kernel as they are (it widens each value to float64 as it reads it, which is
-    exact): no float64 copy of a float32 column."""
-    return np.ascontiguousarray(x, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
-
-
 def _run(a: np.ndarray, b: np.ndarray, pair: bool, window: int, keep_sums: bool, first_real: np.ndarray | None,
          masked_row: int) -> WindowPass:
-    a, b = _kernel_input(a), _kernel_input(b)
+    a, b = float_input(a), float_input(b)
     sums = buffers.empty((6, a.size), dtype=np.float64) if keep_sums else _NO_ROWS
     results = buffers.empty((1 if pair else 3, a.size), dtype=np.float64)
     screen = first_real is not None

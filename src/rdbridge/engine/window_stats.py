@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from rdbridge.engine import buffers
-from rdbridge.engine.kernels import block_at
+from rdbridge.engine.kernels import block_at, float_input
 
 MEAN, VAR, STD, SUM, MAX, MIN = 0, 1, 2, 3, 4, 5
 STAT_INDEX = {"mean": MEAN, "var": VAR, "std": STD, "sum": SUM, "max": MAX, "min": MIN}
@@ -226,8 +226,7 @@ def window_moments(
     rows = np.full(len(_ONLINE), -1, dtype=np.int64)  # statistic -> its row of ``out`` (only the ones asked for)
     for r, name in enumerate(online):
         rows[STAT_INDEX[name]] = r
-    if x.dtype != np.float32:
-        x = np.ascontiguousarray(x, dtype=np.float64)
+    x = float_input(x)
     result: dict[str, np.ndarray] = {}
     if online:
         out = buffers.empty((len(online), x.size), dtype=np.float64)
