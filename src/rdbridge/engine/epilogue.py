@@ -13,7 +13,7 @@ ones the Polars form gives.
 The shape is ``N / D`` with N = A or A - B, and D one of: nothing, a number, C, C + number, C - E + number, or
 float32(C + number). A, B, C, E are operands: a field of some kernel's result (float64) or a panel field
 (float32). The compiler (``compiler.plan``) decides which outputs take this path; ``Ctx.emit`` runs an epilogue
-once every kernel it reads has emitted (kernels of one layer run on several threads).
+once every kernel it reads has emitted (the kernels of a step run on several threads).
 """
 
 from __future__ import annotations
