@@ -26,7 +26,7 @@ class TraceFileError(_Strict):
 
     file: str = Field(description="Path of the offending file (as found on this machine).")
     kind: Literal["corrupt", "truncated", "forbidden_class", "tampered", "unreadable", "not_utf8", "missing_workspace",
-                  "bad_format"]
+                  "bad_format", "crashed", "too_large", "timed_out"]
     message: str
 
 

@@ -73,3 +73,21 @@ class MissingWorkspaceError(_FixedKind):
 
 class BadFormatError(_FixedKind):
     default_kind = "bad_format"
+
+
+class TooLargeError(_FixedKind):
+    """A file above the size cap, or a pickle that asks to allocate far more than its own size could justify."""
+
+    default_kind = "too_large"
+
+
+class CrashedError(_FixedKind):
+    """The isolated reader process died on this file (a signal, e.g. a segfault or the kernel's OOM killer)."""
+
+    default_kind = "crashed"
+
+
+class TimedOutError(_FixedKind):
+    """The isolated reader spent longer than the per-file timeout on this file and was killed."""
+
+    default_kind = "timed_out"

@@ -24,13 +24,16 @@ import io
 import pickle
 import re
 import types
+from collections import OrderedDict, defaultdict
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from rdbridge.rdagent_trace.guards import Budget, after_build, check_build, check_call
 from rdbridge.rdagent_trace.errors import (
     CorruptPickleError,
     ForbiddenClassError,
     TraceReadError,
+    TooLargeError,
     TruncatedPickleError,
     UnreadableFileError,
 )
@@ -85,16 +88,25 @@ class RdagentRecord:
         return f"<RdagentRecord {self.class_path} attrs={sorted(self.attrs)}>"
 
 
-_RECORD_CLASSES: dict[str, type[RdagentRecord]] = {}
+_RECORD_CLASSES: "OrderedDict[str, type[RdagentRecord]]" = OrderedDict()
+RECORD_CACHE_SIZE = 1024  # distinct RD-Agent classes kept; a pickle naming thousands of made-up classes cannot grow it
+_MAX_CLASS_PATH = 300
 
 
 def record_class(class_path: str) -> type[RdagentRecord]:
-    """The (cached) RdagentRecord subclass standing for `class_path`; `isinstance` checks stay cheap."""
+    """The (cached, LRU-bounded) RdagentRecord subclass standing for `class_path`; `isinstance` checks stay cheap.
+
+    Code compares records by `class_name`, never by class identity, so a class evicted and rebuilt is harmless.
+    """
     cls = _RECORD_CLASSES.get(class_path)
     if cls is None:
         name = class_path.rsplit(".", 1)[-1]
         cls = type(name, (RdagentRecord,), {"class_path": class_path, "__module__": __name__})
         _RECORD_CLASSES[class_path] = cls
+        while len(_RECORD_CLASSES) > RECORD_CACHE_SIZE:
+            _RECORD_CLASSES.popitem(last=False)
+    else:
+        _RECORD_CLASSES.move_to_end(class_path)
     return cls
 
 
@@ -120,8 +132,8 @@ KNOWN_RDAGENT_CLASSES = frozenset({
     "rdagent.core.proposal.Trace",
 })
 
-_RDAGENT_MODULE = re.compile(r"^rdagent(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_RDAGENT_CLASS = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
+_RDAGENT_MODULE = re.compile(r"rdagent(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_RDAGENT_CLASS = re.compile(r"[A-Z][A-Za-z0-9_]*")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -190,7 +202,8 @@ _EXACT: dict[tuple[str, str], list[tuple[str, str]]] = {
        ("slice", "set", "frozenset", "complex", "bytearray", "list", "dict", "tuple", "int", "float", "str", "bytes",
         "bool", "range")},
     **{("datetime", n): [("datetime", n)] for n in ("datetime", "date", "time", "timedelta", "timezone")},
-    **{("collections", n): [("collections", n)] for n in ("OrderedDict", "defaultdict", "deque")},
+    **{("collections", n): [("collections", n)] for n in ("OrderedDict", "deque")},
+    ("collections", "defaultdict"): [("rdbridge.rdagent_trace.safe_unpickle", "defaultdict_of")],
     # exceptions RD-Agent keeps on feedback objects: value types, their construction runs no user code
     **{("builtins", n): [("builtins", n)] for n in
        ("Exception", "ValueError", "RuntimeError", "TypeError", "KeyError", "IndexError", "AttributeError", "OSError",
@@ -199,9 +212,44 @@ _EXACT: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("_codecs", "encode"): [("_codecs", "encode")],  # protocol-2 pickles spell bytes as _codecs.encode(str, 'latin1')
     ("uuid", "UUID"): [("uuid", "UUID")],
     ("decimal", "Decimal"): [("decimal", "Decimal")],
-    **{("pyarrow.lib", n): [("pyarrow.lib", n)] for n in
+    # pyarrow: only through validating wrappers (see guards.wrap_pyarrow); py_buffer / type_for_alias build no array
+    **{("pyarrow.lib", n): [("rdbridge.rdagent_trace.safe_unpickle", f"_pa_{n}")] for n in
        ("_restore_array", "py_buffer", "type_for_alias", "chunked_array")},
 }
+
+def defaultdict_of(factory: Any = None, *args: Any) -> defaultdict[Any, Any]:
+    """`collections.defaultdict` whose factory may only be a plain builtin type (a factory runs on every missing key,
+    outside the unpickler's checks)."""
+    if factory is not None and factory not in (list, dict, set, int, float, str, tuple):
+        raise ForbiddenClassError("<pickle>", f"defaultdict({getattr(factory, '__qualname__', factory)!r})",
+                                  "only builtin types as factories")
+    return defaultdict(factory, *args)
+
+
+def _pyarrow(name: str) -> Any:
+    import pyarrow.lib
+
+    from rdbridge.rdagent_trace.guards import wrap_pyarrow
+
+    func = getattr(pyarrow.lib, name)
+    return wrap_pyarrow(name, func) if name in ("_restore_array", "chunked_array") else func
+
+
+_PA_WRAPPED: dict[str, Any] = {}
+
+
+def wrapped_pyarrow() -> tuple[Any, ...]:
+    """The pyarrow callables the unpickler may call (validated wrappers, plus py_buffer and type_for_alias)."""
+    return tuple(_PA_WRAPPED.values())
+
+
+def __getattr__(name: str) -> Any:  # module attribute for the four `_pa_*` names, built on first use
+    if name.startswith("_pa_") and name[4:] in ("_restore_array", "py_buffer", "type_for_alias", "chunked_array"):
+        if name not in _PA_WRAPPED:
+            _PA_WRAPPED[name] = _pyarrow(name[4:])
+        return _PA_WRAPPED[name]
+    raise AttributeError(name)
+
 
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
@@ -230,8 +278,10 @@ def allowed_global(module: str, name: str) -> Any | None:
     unexpected submodule.
     """
     module = _PY2_MODULES.get(module, module)
+    if len(module) + len(name) > _MAX_CLASS_PATH:
+        return None
     if _in_package(module, "rdagent"):
-        if _RDAGENT_MODULE.match(module) and _RDAGENT_CLASS.match(name):
+        if _RDAGENT_MODULE.fullmatch(module) and _RDAGENT_CLASS.fullmatch(name):
             return record_class(f"{module}.{name}")
         return None
     if module in ("pathlib", "pathlib._local"):
@@ -259,16 +309,29 @@ def allowed_global(module: str, name: str) -> Any | None:
 
 
 class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
-    """Unpickler that resolves only allow-listed globals (see module docstring). `source` names the file in errors."""
+    """Unpickler that resolves only allow-listed globals (see module docstring). `source` names the file in errors.
+
+    Every call (REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ) and every BUILD goes through `guards`, with a `Budget` tied to
+    the size of the input. `progress`, when set, is told the name of every global resolved (the isolated worker uses
+    it to name the class a crash happened in).
+    """
 
     dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+    progress: Any = None
 
-    def __init__(self, file: io.BufferedIOBase | io.BytesIO, *, source: str | Path = "<bytes>") -> None:
+    def __init__(self, file: io.BufferedIOBase | io.BytesIO, *, source: str | Path = "<bytes>",
+                 size: int | None = None) -> None:
         super().__init__(file, fix_imports=True, encoding="ASCII", errors="strict")
         self.source = str(source)
         self._stream = file
+        if size is None:
+            size = len(file.getbuffer()) if isinstance(file, io.BytesIO) else 1 << 20
+        self.budget = Budget(self.source, size)
+        self._called: set[int] = set()
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: D102 - see class docstring
+        if SafeUnpickler.progress is not None:
+            SafeUnpickler.progress(f"{module}.{name}")
         obj = allowed_global(str(module), str(name))
         if obj is None:
             raise ForbiddenClassError(self.source, f"{module}.{name}")
@@ -277,13 +340,66 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     def persistent_load(self, pid: Any) -> Any:
         raise ForbiddenClassError(self.source, f"persistent id {pid!r}", "persistent ids are not used by RD-Agent")
 
+    def _call(self, func: Any, args: Any, kwargs: Any, how: str) -> Any:
+        check_call(self.budget, func, args, kwargs, how=how)
+        try:
+            return func(*args, **kwargs)
+        except TraceReadError as e:
+            if e.path == "<pickle>":
+                e.path = self.source
+                e.args = (f"{self.source}: {e.message}",)
+            raise
+
+    def _guarded_reduce(self) -> None:
+        stack = self.stack
+        args = stack.pop()
+        stack[-1] = self._call(stack[-1], args, {}, "REDUCE")
+
+    def _guarded_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        self.append(self._new(cls, args, {}))
+
+    def _guarded_newobj_ex(self) -> None:
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        self.append(self._new(cls, args, kwargs))
+
+    def _new(self, cls: Any, args: Any, kwargs: Any) -> Any:
+        if not isinstance(cls, type):
+            raise CorruptPickleError(self.source, "NEWOBJ on something that is not a class")
+        if not issubclass(cls, RdagentRecord):
+            if args or kwargs:  # numpy / pandas objects are made empty by NEWOBJ, then filled by a checked BUILD
+                check_call(self.budget, cls, args, kwargs, how="NEWOBJ")
+            elif cls not in _newobj_classes():
+                raise ForbiddenClassError(self.source, f"NEWOBJ of {cls.__module__}.{cls.__qualname__}",
+                                          "not a class the allow-list rebuilds by NEWOBJ")
+        return cls.__new__(cls, *args, **kwargs)
+
+    def _guarded_inst(self) -> None:
+        module = self.readline()[:-1].decode("ascii")
+        name = self.readline()[:-1].decode("ascii")
+        klass = self.find_class(module, name)
+        args = self.pop_mark()
+        self.append(self._call(klass, tuple(args), {}, "INST"))
+
+    def _guarded_obj(self) -> None:
+        args = self.pop_mark()
+        cls = args.pop(0)
+        self.append(self._call(cls, tuple(args), {}, "OBJ"))
+
     def _guarded_build(self) -> None:
-        inst = self.stack[-2] if len(self.stack) >= 2 else None
-        if isinstance(inst, type) or isinstance(inst, (types.FunctionType, types.BuiltinFunctionType,
-                                                       types.ModuleType)):
+        if len(self.stack) < 2:
+            raise CorruptPickleError(self.source, "BUILD without an object")
+        state = self.stack[-1]
+        inst = self.stack[-2]
+        if isinstance(inst, type) or callable(inst) and not isinstance(inst, RdagentRecord):
             target = getattr(inst, "__qualname__", type(inst).__name__)
-            raise ForbiddenClassError(self.source, f"BUILD on {target}", "a pickle may not modify a class")
+            raise ForbiddenClassError(self.source, f"BUILD on {target}", "a pickle may not modify a class or function")
+        check_build(self.budget, inst, state)
         pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        after_build(self.budget, inst)
 
     def _refuse_ext(self) -> None:
         raise ForbiddenClassError(self.source, "EXT opcode", "extension registry lookups are not allowed")
@@ -306,10 +422,32 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         return self._stream.tell() >= total
 
     dispatch[pickle.BUILD[0]] = _guarded_build
+    dispatch[pickle.REDUCE[0]] = _guarded_reduce
+    dispatch[pickle.NEWOBJ[0]] = _guarded_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = _guarded_newobj_ex
+    dispatch[pickle.INST[0]] = _guarded_inst
+    dispatch[pickle.OBJ[0]] = _guarded_obj
     dispatch[pickle.FRAME[0]] = _checked_frame
     for _op in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
         dispatch[_op[0]] = _refuse_ext
     del _op
+
+
+_NEWOBJ: frozenset[type] | None = None
+
+
+def _newobj_classes() -> frozenset[type]:
+    """Classes pickle makes empty with `cls.__new__(cls)` before a checked BUILD fills them."""
+    global _NEWOBJ
+    if _NEWOBJ is None:
+        import pandas as pd
+
+        names = ["DataFrame", "Series", "BlockManager", "SingleBlockManager", "DatetimeArray", "TimedeltaArray",
+                 "ArrowStringArray"]
+        found = {_resolve(_PANDAS[n]) for n in names if n in _PANDAS} | {pd.DataFrame, pd.Series}
+        found |= {_resolve(c) for (m, n), c in _EXACT.items() if m == "builtins" and n[0].isupper()}
+        _NEWOBJ = frozenset(found)
+    return _NEWOBJ
 
 
 _MAX_FRAME = 16 << 20
@@ -331,7 +469,7 @@ def safe_loads(data: bytes, *, source: str | Path = "<bytes>") -> Any:
     except RecursionError:
         raise CorruptPickleError(source, "pickle nests too deeply to be a trace object") from None
     except MemoryError:
-        raise CorruptPickleError(source, "pickle asks for more memory than available") from None
+        raise TooLargeError(source, "pickle asks for more memory than the reader's limit") from None
     except Exception as e:  # noqa: BLE001 - any other failure of a data-only reconstruction means bad bytes
         text = str(e) or type(e).__name__
         if unpickler.consumed_all(len(data)):
@@ -342,12 +480,12 @@ def safe_loads(data: bytes, *, source: str | Path = "<bytes>") -> Any:
                                          f"{unpickler._stream.tell()})") from None
 
 
-def load_pickle_file(path: Path) -> Any:
-    """Read and safely unpickle a plain (unsigned) pickle file such as a legacy `ret.pkl`."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise UnreadableFileError(path, f"cannot read: {e.strerror or e}") from None
+def load_pickle_file(path: Path, *, max_bytes: int | None = None, trusted_roots: tuple[Path, ...] = ()) -> Any:
+    """Read (regular file only, size-capped) and safely unpickle a plain pickle such as a legacy `ret.pkl`, in this
+    process. Callers outside the isolated worker use `rdagent_trace.isolation.safe_load_file` instead."""
+    from rdbridge.rdagent_trace.files import default_max_pickle_bytes, read_regular
+
+    data = read_regular(Path(path), max_bytes or default_max_pickle_bytes(), trusted_roots)
     return safe_loads(data, source=path)
 
 
