@@ -9,6 +9,7 @@ import pandas as pd
 
 from rdbridge.contracts.trace import FactorTaskInfo, ModelTaskInfo
 from rdbridge.rdagent_trace import load_signing_key, read_loop, read_run, read_run_loops, scan_run
+from rdbridge.rdagent_trace.loop_reader import ReadOptions
 from rdtrace_helpers import LEGACY, QUANT, SAMPLE, copy_trace, only_run
 
 
@@ -19,7 +20,9 @@ def _csv_metrics(ws_dir: Path) -> dict[str, float]:
 
 
 def _read(root: Path, *, key: bytes | None = None, ws_root: Path | None = None):
-    return read_run_loops(only_run(root), ws_root or root / "workspace", key=key)
+    # daily_pv.h5 links point into the trace's data folder, which is trusted only when named (--data-root)
+    data = (root / "data",) if (root / "data").is_dir() else ()
+    return read_run_loops(only_run(root), ws_root or root / "workspace", key=key, options=ReadOptions(data_roots=data))
 
 
 # ---------------------------------------------------------------- fin_factor sample

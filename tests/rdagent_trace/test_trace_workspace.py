@@ -52,13 +52,17 @@ def test_files_hashes_and_links(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     (data / "daily_pv.h5").write_bytes(b"panel" * 100)
-    os.symlink("../../data/daily_pv.h5", ws / "daily_pv.h5")           # inside the trace tree: hashed
+    os.symlink("../../data/daily_pv.h5", ws / "daily_pv.h5")           # into the --data-root: hashed
     os.symlink(tmp_path / "absent.h5", ws / "gone.h5")                   # dangling
     outside = tmp_path.parent / f"{tmp_path.name}-secret.txt"
     outside.write_text("not yours")
     os.symlink(outside, ws / "escape.txt")                               # escapes: recorded, never read
     os.symlink(data, ws / "datadir")                                     # a linked folder is not walked
-    info, errors = describe_workspace(ws, workspace_root=root, recorded_path="/x/w1", workspace_id="w1")
+    # without --data-root, the parent of the workspace root is not trusted: the data link is recorded, not read
+    untrusted, _ = describe_workspace(ws, workspace_root=root, recorded_path="/x/w1", workspace_id="w1")
+    assert next(f for f in untrusted.files if f.relpath == "daily_pv.h5").sha256 is None
+    info, errors = describe_workspace(ws, workspace_root=root, recorded_path="/x/w1", workspace_id="w1",
+                                      data_roots=(data,))
     assert errors == []
     files = {f.relpath: f for f in info.files}
     assert set(files) == {"factor.py", "sub/a.bin", "daily_pv.h5", "gone.h5", "escape.txt", "datadir"}

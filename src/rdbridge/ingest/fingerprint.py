@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from rdbridge.contracts.trace import LoopSnapshot, TraceEntryInfo
 
@@ -14,6 +16,39 @@ def entries_fingerprint(entries: Iterable[TraceEntryInfo]) -> str:
     for e in sorted(entries, key=lambda e: e.relpath):
         h.update(f"\n{e.relpath}\x00{e.size_bytes}\x00{e.mtime_ns}".encode())
     return h.hexdigest()[:32]
+
+
+def workspace_state(workspace_root: Path, workspace_ids: Iterable[str]) -> str:
+    """(relpath, type, size, mtime) of every entry of the loop's workspace folders, by lstat only (never opened).
+
+    Why: a workspace can change after the last trace file (a backtest writes qlib_res.csv, a user re-copies the
+    folder); with its state in the fingerprint the loop is re-read instead of keeping stale facts forever.
+    """
+    h = hashlib.sha256(b"ws1")
+    for wid in sorted(set(workspace_ids)):
+        top = Path(workspace_root) / wid
+        h.update(f"\n#{wid}".encode())
+        try:
+            st = os.lstat(top)
+        except OSError:
+            h.update(b"\x00missing")
+            continue
+        h.update(f"\x00{st.st_mode}\x00{st.st_mtime_ns}".encode())
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+            dirnames.sort()
+            for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+                p = os.path.join(dirpath, name)
+                try:
+                    s = os.lstat(p)
+                except OSError:
+                    continue
+                h.update(f"\n{os.path.relpath(p, top)}\x00{s.st_mode}\x00{s.st_size}\x00{s.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def with_workspaces(entries_fp: str, workspace_root: Path, workspace_ids: Iterable[str]) -> str:
+    """The change-detection part of a loop's fingerprint: its trace files and its workspaces' state."""
+    return f"{entries_fp}+{workspace_state(workspace_root, workspace_ids)}"
 
 
 def snapshot_digest(snap: LoopSnapshot) -> str:

@@ -9,19 +9,22 @@ SIGKILL therefore loses at most the loop in flight, and the next run redoes exac
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
 
 from rdbridge.contracts.ingest import IngestCounts, IngestReport, LoopIssue
-from rdbridge.contracts.trace import LoopSnapshot, TraceFileError
 from rdbridge.ingest import fingerprint as fp
+from rdbridge.ingest.reading import read_loops_isolated, read_run_isolated
 from rdbridge.ingest.writer import finish_task_run, upsert_task_run, write_loop
-from rdbridge.rdagent_trace import discover_runs, read_loop, read_run, scan_run
+from rdbridge.rdagent_trace import discover_runs, scan_run
+from rdbridge.rdagent_trace.files import default_max_pickle_bytes
+from rdbridge.rdagent_trace.isolation import ReaderPool
+from rdbridge.rdagent_trace.loop_reader import ReadOptions
 from rdbridge.rdagent_trace.walker import LoopScan
-from rdbridge.registry import IngestRun, Loop, experiment_id_for, init_db, make_engine, session_scope, utcnow
+from rdbridge.registry import Artifact, IngestRun, Loop, experiment_id_for, init_db, make_engine, session_scope, utcnow
 
 ProgressHook = Callable[[str, int, int], None]
 
@@ -52,11 +55,24 @@ def ingest(
     db_url: str,
     signing_key: bytes | None = None,
     on_progress: ProgressHook | None = None,
+    max_pickle_bytes: int | None = None,
+    data_roots: Sequence[Path] = (),
+    file_timeout: float | None = None,
+    reader_processes: int | None = None,
 ) -> IngestReport:
-    """Ingest every run under `log_root` (or `log_root` itself when it is one run) into the registry at `db_url`."""
+    """Ingest every run under `log_root` (or `log_root` itself when it is one run) into the registry at `db_url`.
+
+    Trace pickles are read in an isolated worker pool (`reader_processes` workers, `file_timeout` seconds without
+    progress per file, each worker under an address-space limit); a trace pickle above `max_pickle_bytes` (default
+    env RDBRIDGE_MAX_PICKLE_BYTES, else 256 MiB) is refused; symbolic links in workspaces are followed only inside
+    `workspace_root` and the `data_roots`.
+    """
     t0 = time.perf_counter()
     log_root = _check_root("--log-root", Path(log_root))
     workspace_root = _check_root("--workspace-root", Path(workspace_root))
+    roots = tuple(_check_root("--data-root", Path(r)) for r in data_roots)
+    options = ReadOptions(max_pickle_bytes=max_pickle_bytes or default_max_pickle_bytes(), data_roots=roots)
+    pool = ReaderPool(reader_processes, file_timeout=file_timeout)
     engine = init_db(make_engine(db_url))
     counts = IngestCounts()
     issues: list[LoopIssue] = []
@@ -73,36 +89,46 @@ def ingest(
         total = sum(len(sc.loop_ids) for _, sc in scans)
         done = 0
         for run_dir, scan in scans:
-            run = read_run(run_dir, workspace_root, key=signing_key, scan=scan)
+            run = read_run_isolated(pool, run_dir, workspace_root, key=signing_key, scan=scan, options=options)
             run_ids.append(run.task_run_id)
             counts.task_runs_seen += 1
             with session_scope(engine) as s:
                 if upsert_task_run(s, run):
                     counts.task_runs_new += 1
             stored = _stored_fingerprints(engine, run.task_run_id)
+            stored_ws = _stored_workspace_ids(engine, run.task_run_id)
+            to_read: list[tuple[int, LoopScan]] = []
+            entries_fps: dict[int, str] = {}
             for loop_id in scan.loop_ids:
                 counts.loops_seen += 1
                 entries = scan.loops[loop_id].entries
                 entries_fp = fp.entries_fingerprint(e.to_info() for e in entries)
-                if not fp.needs_read(stored.get(loop_id), entries_fp, key_given=signing_key is not None):
+                entries_fps[loop_id] = entries_fp
+                state_fp = fp.with_workspaces(entries_fp, workspace_root, stored_ws.get(loop_id, ()))
+                if not fp.needs_read(stored.get(loop_id), state_fp, key_given=signing_key is not None):
                     counts.loops_unchanged += 1
+                    done += 1
+                    if on_progress is not None:
+                        on_progress(run.task_run_id, done, total)
                 else:
-                    snap = _read_loop_safely(run_dir, loop_id, scan.loops[loop_id], workspace_root, signing_key,
-                                             run.scenario)
-                    with session_scope(engine) as s:
-                        change = write_loop(s, run.task_run_id, snap,
-                                            fp.combine(entries_fp, fp.snapshot_digest(snap)))
-                    setattr(counts, f"loops_{change}", getattr(counts, f"loops_{change}") + 1)
-                    if change != "unchanged" and snap.status in ("completed", "failed"):
-                        counts.loops_marked_pending += 1
-                    if snap.errors:
-                        counts.loops_with_errors += 1
-                        eid = experiment_id_for(run.task_run_id, loop_id)
-                        issues.extend(LoopIssue(experiment_id=eid, file=e.file, kind=e.kind, message=e.message)
-                                      for e in snap.errors)
-                    counts.workspaces += len(snap.workspaces)
-                    counts.tasks += len(snap.tasks)
-                    counts.artifact_files += sum(len(w.files) for w in snap.workspaces)
+                    to_read.append((loop_id, scan.loops[loop_id]))
+            for loop_id, snap in read_loops_isolated(pool, run_dir, to_read, workspace_root=workspace_root,
+                                                     key=signing_key, scenario=run.scenario, options=options):
+                state_fp = fp.with_workspaces(entries_fps[loop_id], workspace_root,
+                                              [w.workspace_id for w in snap.workspaces])
+                with session_scope(engine) as s:
+                    change = write_loop(s, run.task_run_id, snap, fp.combine(state_fp, fp.snapshot_digest(snap)))
+                setattr(counts, f"loops_{change}", getattr(counts, f"loops_{change}") + 1)
+                if change != "unchanged" and snap.status in ("completed", "failed"):
+                    counts.loops_marked_pending += 1
+                if snap.errors:
+                    counts.loops_with_errors += 1
+                    eid = experiment_id_for(run.task_run_id, loop_id)
+                    issues.extend(LoopIssue(experiment_id=eid, file=e.file, kind=e.kind, message=e.message)
+                                  for e in snap.errors)
+                counts.workspaces += len(snap.workspaces)
+                counts.tasks += len(snap.tasks)
+                counts.artifact_files += sum(len(w.files) for w in snap.workspaces)
                 done += 1
                 if on_progress is not None:
                     on_progress(run.task_run_id, done, total)
@@ -116,6 +142,7 @@ def ingest(
                 row.status = "completed"
                 row.counts_json = counts.model_dump()
     finally:
+        pool.close()
         engine.dispose()
     changes = counts.changes
     return IngestReport(ok=not issues, db=_redact(db_url), log_root=str(log_root), workspace_root=str(workspace_root),
@@ -132,15 +159,13 @@ def _stored_fingerprints(engine: Engine, task_run_id: str) -> dict[int, tuple[st
     return {r.loop_id: (r.trace_fingerprint, r.error is not None, r.signature_status) for r in rows}
 
 
-def _read_loop_safely(run_dir: Path, loop_id: int, loop_scan: LoopScan, workspace_root: Path,
-                      key: bytes | None, scenario: str) -> LoopSnapshot:
-    """`read_loop` turns bad files into errors itself; this guards against anything it did not foresee, so one
-    strange loop never stops the ingest of the others."""
-    try:
-        return read_loop(run_dir, loop_id, loop_scan, workspace_root=workspace_root, key=key, scenario=scenario)
-    except Exception as exc:  # noqa: BLE001 - recorded on the loop with the folder that caused it
-        folder = run_dir / f"Loop_{loop_id}"
-        return LoopSnapshot(loop_id=loop_id, action="factor" if scenario != "fin_model" else "model", status="running",
-                            entries=[e.to_info() for e in loop_scan.entries],
-                            errors=[TraceFileError(file=str(folder), kind="unreadable",
-                                                   message=f"{type(exc).__name__}: {exc}")])
+def _stored_workspace_ids(engine: Engine, task_run_id: str) -> dict[int, list[str]]:
+    """loop_id -> ids of the workspaces stored for it (their state joins the loop's fingerprint), in one query."""
+    out: dict[int, list[str]] = {}
+    with session_scope(engine, write=False) as s:
+        rows = s.execute(select(Artifact.loop_id, Artifact.workspace_id)
+                         .where(Artifact.task_run_id == task_run_id, Artifact.root_kind == "workspace")).all()
+    for r in rows:
+        if r.workspace_id is not None:
+            out.setdefault(r.loop_id, []).append(r.workspace_id)
+    return out

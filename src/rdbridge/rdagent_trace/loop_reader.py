@@ -26,7 +26,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+import reprlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Any
@@ -43,13 +45,24 @@ from rdbridge.contracts.trace import (
     TraceFileError,
     WorkspaceInfo,
 )
-from rdbridge.rdagent_trace.errors import BadFormatError, MissingWorkspaceError, TraceReadError
+from rdbridge.rdagent_trace.errors import BadFormatError, MissingWorkspaceError, TraceReadError, UnreadableFileError
+from rdbridge.rdagent_trace.files import default_max_pickle_bytes, read_regular
+from rdbridge.rdagent_trace.progress import note_file
 from rdbridge.rdagent_trace.safe_unpickle import RdagentRecord, is_record, safe_loads
-from rdbridge.rdagent_trace.signed import read_verified_payload
+from rdbridge.rdagent_trace.signed import verify_envelope
 from rdbridge.rdagent_trace.walker import LoopScan, TraceEntry, run_started_at, scan_run
 from rdbridge.rdagent_trace.workspace import describe_workspace, read_qlib_res, resolve_workspace
 
-__all__ = ["read_loop", "read_run", "read_run_loops", "infer_scenario"]
+__all__ = ["ReadOptions", "read_loop", "read_run", "read_run_loops", "infer_scenario", "safe_text"]
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Limits of one read: the trace-pickle size cap and the extra folders a symbolic link may point into
+    (`--data-root`, e.g. RD-Agent's data folder that `daily_pv.h5` links to)."""
+
+    max_pickle_bytes: int = field(default_factory=default_max_pickle_bytes)
+    data_roots: tuple[Path, ...] = ()
 
 TAG_HYPOTHESIS = "hypothesis generation"
 TAG_EXPERIMENT = "experiment generation"
@@ -67,10 +80,36 @@ _EXPERIMENT_CLASSES = ("QlibFactorExperiment", "QlibModelExperiment", "Experimen
 # small converters
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 6, 200, 200, 200, 200
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 20_000, 20_000, 400
+_MAX_TEXT = 200_000
+
+
+def safe_text(v: Any, depth: int = 0) -> str:
+    """Text of any rebuilt value, bounded in depth and length: a value nested a million deep (or one whose `str`
+    fails) gives a placeholder instead of a RecursionError that would cost the loop its facts."""
+    try:
+        if isinstance(v, str):
+            return v[:_MAX_TEXT]
+        if isinstance(v, BaseException):
+            if depth > 4:
+                return type(v).__name__
+            args = ", ".join(safe_text(a, depth + 1) for a in v.args[:8])
+            return f"{type(v).__name__}: {args}"[:_MAX_TEXT]
+        if isinstance(v, (list, tuple, dict, set, frozenset)):
+            return _REPR.repr(v)[:_MAX_TEXT]
+        return str(v)[:_MAX_TEXT]
+    except RecursionError:
+        return f"<{type(v).__name__} nested too deeply to show>"
+    except Exception as e:  # noqa: BLE001 - a rebuilt object whose str() fails: show what it is instead
+        return f"<{type(v).__name__}: not showable ({type(e).__name__})>"
+
+
 def _jsonable(v: Any, depth: int = 0) -> Any:
     """A JSON-safe copy of task attributes the LLM filled (they are persisted and served as JSON later)."""
     if depth > 8:
-        return str(v)
+        return safe_text(v)
     if v is None or isinstance(v, (bool, int, str)):
         return v
     if isinstance(v, float):
@@ -88,7 +127,7 @@ def _jsonable(v: Any, depth: int = 0) -> Any:
             return _jsonable(v.item(), depth + 1)
     except ImportError:  # pragma: no cover - numpy is a dependency
         pass
-    return str(v)
+    return safe_text(v)
 
 
 def _as_dict(v: Any) -> dict[str, Any]:
@@ -113,10 +152,8 @@ def _opt_str(v: Any) -> str | None:
         return v
     if isinstance(v, RdagentRecord):  # e.g. an RD-Agent exception pickled as a record
         args = v.get("__args__") or v.get("args")
-        return f"{v.class_name}: {args[0]}" if args else v.class_name
-    if isinstance(v, BaseException):
-        return f"{type(v).__name__}: {v}"
-    return str(v)
+        return f"{v.class_name}: {safe_text(args[0])}" if isinstance(args, (list, tuple)) and args else v.class_name
+    return safe_text(v)
 
 
 def _opt_bool(v: Any) -> bool | None:
@@ -229,37 +266,58 @@ def _as_list(v: Any) -> list[Any]:
 
 
 class _LoopFiles:
-    """Reads the loop's files once each, keeping signature statuses and errors."""
+    """Reads the loop's files one at a time (only one payload in memory), keeping signature statuses and errors.
 
-    def __init__(self, entries: list[TraceEntry], key: bytes | None) -> None:
+    `skip` maps files a previous attempt could not survive (the isolated worker crashed or timed out on them) to
+    their error: they are not opened again.
+    """
+
+    def __init__(self, entries: list[TraceEntry], key: bytes | None, *, options: ReadOptions,
+                 trusted: tuple[Path, ...], skip: dict[str, TraceFileError] | None = None) -> None:
         self.entries = entries
         self.key = key
+        self.options = options
+        self.trusted = trusted
+        self.skip = skip or {}
         self.statuses: list[str] = []
         self.errors: list[TraceFileError] = []
-        self._payloads: dict[Path, bytes | None] = {}
+        self._seen: set[Path] = set()
 
     def check_all(self) -> None:
         for e in self.entries:
-            self._payload(e)
+            if e.path not in self._seen:
+                self._payload(e)
+
+    def fail(self, e: TraceEntry | None, err: TraceReadError | Exception) -> None:
+        """Record a failure of one file (its facts are dropped; the loop keeps the rest)."""
+        if isinstance(err, TraceReadError):
+            self.errors.append(err.to_contract())
+        else:
+            path = e.path if e is not None else Path("<loop>")
+            self.errors.append(UnreadableFileError(path, f"cannot interpret ({type(err).__name__}: "
+                                                         f"{safe_text(err)[:300]})").to_contract())
 
     def _payload(self, e: TraceEntry) -> bytes | None:
-        if e.path in self._payloads:
-            return self._payloads[e.path]
-        payload: bytes | None
+        self._seen.add(e.path)
+        skipped = self.skip.get(str(e.path))
+        if skipped is not None:
+            self.errors.append(skipped)
+            return None
+        note_file(e.path)
         try:
-            payload, status = read_verified_payload(e.path, self.key)
+            data = read_regular(e.path, self.options.max_pickle_bytes, self.trusted)
+            payload, status = verify_envelope(data, self.key, source=e.path)
             self.statuses.append(status)
         except TraceReadError as err:
             if err.kind == "tampered":
                 self.statuses.append("tampered")
             self.errors.append(err.to_contract())
-            payload = None
-        self._payloads[e.path] = payload
+            return None
         return payload
 
     def load(self, e: TraceEntry | None) -> Any:
         """The unpickled object of an entry, or None (error recorded) when it cannot be read."""
-        if e is None:
+        if e is None or e.path in self._seen:
             return None
         payload = self._payload(e)
         if payload is None:
@@ -268,7 +326,17 @@ class _LoopFiles:
             return safe_loads(payload, source=e.path)
         except TraceReadError as err:
             self.errors.append(err.to_contract())
-            self._payloads[e.path] = None
+            return None
+
+    def interpret(self, e: TraceEntry | None, func: Callable[..., Any], *args: Any) -> Any:
+        """`func(*args)` on objects of file `e`; any failure drops only that file's facts (recorded on it)."""
+        try:
+            return func(*args)
+        except Exception as err:  # noqa: BLE001 - an object shaped in a way we did not foresee
+            self.fail(e, err)
+            return None
+        except RecursionError as err:  # pragma: no cover - subclass of Exception; kept explicit for readers
+            self.fail(e, err)
             return None
 
     @property
@@ -284,7 +352,8 @@ def _latest(entries: list[TraceEntry], tag: str) -> TraceEntry | None:
 
 
 def _workspace_infos(sub_workspaces: list[Any], experiment_ws: Any, tasks: list[TaskInfo], *, workspace_root: Path,
-                     expect_experiment_ws: bool) -> tuple[list[WorkspaceInfo], str | None, list[TraceFileError]]:
+                     expect_experiment_ws: bool, data_roots: tuple[Path, ...] = (),
+                     skip: dict[str, TraceFileError] | None = None) -> tuple[list[WorkspaceInfo], str | None, list[TraceFileError]]:
     infos: list[WorkspaceInfo] = []
     errors: list[TraceFileError] = []
     seen: set[str] = set()
@@ -296,8 +365,8 @@ def _workspace_infos(sub_workspaces: list[Any], experiment_ws: Any, tasks: list[
             return None
         wid, ws_dir = resolve_workspace(recorded, workspace_root)
         if wid is None:
-            errors.append(BadFormatError(str(recorded), "recorded workspace path has no usable folder name; "
-                                                        "skipped").to_contract())
+            errors.append(BadFormatError(safe_text(recorded)[:300], "recorded workspace path has no usable folder "
+                                                                     "name; skipped").to_contract())
             return None
         if wid in seen:
             return wid
@@ -305,12 +374,24 @@ def _workspace_infos(sub_workspaces: list[Any], experiment_ws: Any, tasks: list[
         if ws_dir is None and expected:
             errors.append(MissingWorkspaceError(
                 Path(workspace_root) / wid,
-                f"workspace {wid} (recorded as {recorded}) is not under the workspace root {workspace_root}; copy "
-                "RD-Agent's workspace folder here or pass --workspace-root").to_contract())
+                f"workspace {wid} (recorded as {safe_text(recorded)[:300]}) is not under the workspace root "
+                f"{workspace_root}; copy RD-Agent's workspace folder here or pass --workspace-root").to_contract())
+        if ws_dir is not None and skip and str(ws_dir) in skip:  # the reader died on this folder before
+            errors.append(skip[str(ws_dir)])
+            ws_dir = None
+        if ws_dir is not None:
+            note_file(ws_dir)
         file_dict = ws.get("file_dict")
-        info, errs = describe_workspace(ws_dir, workspace_root=workspace_root, recorded_path=str(recorded),
-                                        workspace_id=wid, class_name=ws.class_name, task_index=task_index,
-                                        file_dict=file_dict if isinstance(file_dict, dict) else None)
+        try:
+            info, errs = describe_workspace(ws_dir, workspace_root=workspace_root, recorded_path=safe_text(recorded),
+                                            workspace_id=wid, class_name=ws.class_name, task_index=task_index,
+                                            file_dict=file_dict if isinstance(file_dict, dict) else None,
+                                            data_roots=data_roots)
+        except Exception as e:  # noqa: BLE001 - one odd workspace drops only its own facts
+            errors.append(UnreadableFileError(ws_dir or Path(workspace_root) / wid,
+                                              f"cannot describe workspace ({type(e).__name__}: "
+                                              f"{safe_text(e)[:300]})").to_contract())
+            return wid
         infos.append(info)
         errors.extend(e.to_contract() for e in errs)
         return wid
@@ -330,39 +411,73 @@ def _workspace_infos(sub_workspaces: list[Any], experiment_ws: Any, tasks: list[
     return infos, exp_id, errors
 
 
+def _tasks_of(recs: list[Any]) -> list[TaskInfo]:
+    return [t for t in (_task(r) for r in recs) if t is not None]
+
+
+def _sub_workspaces(src: Any) -> list[Any]:
+    if _is_experiment(src):
+        return _as_list(src.get("sub_workspace_list"))
+    return list(src) if isinstance(src, (list, tuple)) else []
+
+
+def _runner_metrics(runner: Any) -> dict[str, float] | None:
+    if not _is_experiment(runner):
+        return None
+    ri = runner.get("running_info")
+    result = ri.get("result") if isinstance(ri, RdagentRecord) else None
+    if result is None:
+        result = runner.get("result")
+    return _metrics_from_result(result)
+
+
+def _trusted_trace_roots(run_dir: Path, options: ReadOptions) -> tuple[Path, ...]:
+    return (Path(run_dir), *options.data_roots)
+
+
 def read_loop(run_dir: Path, loop_id: int, loop_entries: LoopScan | list[TraceEntry], *, workspace_root: Path,
-              key: bytes | None, scenario: str | None = None) -> LoopSnapshot:
+              key: bytes | None, scenario: str | None = None, options: ReadOptions | None = None,
+              skip: dict[str, TraceFileError] | None = None) -> LoopSnapshot:
     """Everything known about loop `loop_id` of `run_dir` (see module docstring for the rules).
 
     `loop_entries` come from `scan_run(run_dir).loops[loop_id]`; `scenario` (from `read_run`) only decides the action
-    of a loop that has not logged a task yet.
+    of a loop that has not logged a task yet. This unpickles in the calling process: ingest calls it inside the
+    isolated worker (`isolation.ReaderPool`). A file that fails - to read, or to be interpreted - drops only its own
+    facts; `skip` names files not to open at all (with the error to record).
     """
+    options = options or ReadOptions()
     entries = list(loop_entries.entries if isinstance(loop_entries, LoopScan) else loop_entries)
     entries.sort(key=lambda e: e.sort_key)
-    files = _LoopFiles(entries, key)
+    files = _LoopFiles(entries, key, options=options, trusted=_trusted_trace_roots(run_dir, options), skip=skip)
 
-    hypo_rec = files.load(_latest(entries, TAG_HYPOTHESIS))
-    exp_gen = files.load(_latest(entries, TAG_EXPERIMENT))
+    hypo_entry = _latest(entries, TAG_HYPOTHESIS)
+    exp_entry = _latest(entries, TAG_EXPERIMENT)
     runner_entry = _latest(entries, TAG_RUNNER)
-    runner = files.load(runner_entry)
-    coder = files.load(_latest(entries, TAG_CODER))
-    evolving = files.load(_latest(entries, TAG_EVOLVING))
+    coder_entry = _latest(entries, TAG_CODER)
+    evolving_entry = _latest(entries, TAG_EVOLVING)
     fb_entry = _latest(entries, TAG_FEEDBACK)
+    hypo_rec = files.load(hypo_entry)
+    exp_gen = files.load(exp_entry)
+    runner = files.load(runner_entry)
+    coder = files.load(coder_entry)
+    evolving = files.load(evolving_entry)
     fb_rec = files.load(fb_entry)
     files.check_all()  # signature of every other file of the loop (charts, logs, earlier evolution rounds)
 
+    exp_entry_of = runner_entry if _is_experiment(runner) else coder_entry if _is_experiment(coder) else None
     experiment = runner if _is_experiment(runner) else coder if _is_experiment(coder) else None
 
     # hypothesis
-    if not isinstance(hypo_rec, RdagentRecord) and experiment is not None:
-        hypo_rec = experiment.get("hypothesis")
-    hypothesis = _hypothesis(hypo_rec)
+    hypothesis = files.interpret(hypo_entry, _hypothesis, hypo_rec) if isinstance(hypo_rec, RdagentRecord) else None
+    if hypothesis is None and experiment is not None:
+        hypothesis = files.interpret(exp_entry_of, _hypothesis, experiment.get("hypothesis"))
 
     # tasks: the generated list, else the experiment's sub_tasks
-    task_recs = _as_list(exp_gen) if isinstance(exp_gen, (list, tuple)) else []
-    if not task_recs and experiment is not None:
-        task_recs = _as_list(experiment.get("sub_tasks"))
-    tasks = [t for t in (_task(r) for r in task_recs) if t is not None]
+    tasks: list[TaskInfo] = []
+    if isinstance(exp_gen, (list, tuple)):
+        tasks = files.interpret(exp_entry, _tasks_of, _as_list(exp_gen)) or []
+    if not tasks and experiment is not None:
+        tasks = files.interpret(exp_entry_of, _tasks_of, _as_list(experiment.get("sub_tasks"))) or []
 
     # action
     action: str
@@ -378,40 +493,38 @@ def read_loop(run_dir: Path, loop_id: int, loop_entries: LoopScan | list[TraceEn
 
     # workspaces: the most advanced source wins
     sub_ws: list[Any] = []
-    for src in (runner, coder, evolving):
-        if _is_experiment(src):
-            sub_ws = _as_list(src.get("sub_workspace_list"))
-        elif isinstance(src, (list, tuple)):
-            sub_ws = list(src)
+    ws_entry: TraceEntry | None = None
+    for src, src_entry in ((runner, runner_entry), (coder, coder_entry), (evolving, evolving_entry)):
+        sub_ws = files.interpret(src_entry, _sub_workspaces, src) or []
         if sub_ws:
+            ws_entry = src_entry
             break
     experiment_ws = experiment.get("experiment_workspace") if experiment is not None else None
-    workspaces, exp_ws_id, ws_errors = _workspace_infos(sub_ws, experiment_ws, tasks, workspace_root=workspace_root,
-                                                        expect_experiment_ws=runner_entry is not None)
+    found = files.interpret(ws_entry or exp_entry_of, lambda: _workspace_infos(
+        sub_ws, experiment_ws, tasks, workspace_root=workspace_root, expect_experiment_ws=runner_entry is not None,
+        data_roots=options.data_roots, skip=skip))
+    workspaces, exp_ws_id, ws_errors = found if found is not None else ([], None, [])
 
     # metrics: the runner's result, else qlib_res.csv of the experiment workspace
     metrics: dict[str, float] | None = None
     metrics_source: str | None = None
-    if _is_experiment(runner):
-        ri = runner.get("running_info")
-        result = ri.get("result") if isinstance(ri, RdagentRecord) else None
-        if result is None:
-            result = runner.get("result")
-        metrics = _metrics_from_result(result)
-        if metrics:
-            metrics_source = "runner_result"
+    if runner_entry is not None:
+        note_file(runner_entry.path)
+    metrics = files.interpret(runner_entry, _runner_metrics, runner)
+    if metrics:
+        metrics_source = "runner_result"
     if not metrics and exp_ws_id is not None:
         exp_info = next((w for w in workspaces if w.workspace_id == exp_ws_id), None)
         if exp_info is not None and exp_info.workspace_path is not None:
             res = Path(exp_info.workspace_path) / "qlib_res.csv"
-            if res.is_file():
+            if res.is_file() or res.is_symlink():
                 try:
-                    metrics = read_qlib_res(res)
+                    metrics = read_qlib_res(res, trusted_roots=(Path(workspace_root), *options.data_roots))
                     metrics_source = "qlib_res.csv"
                 except TraceReadError as err:
                     ws_errors.append(err.to_contract())
 
-    feedback = _feedback(fb_rec)
+    feedback = files.interpret(fb_entry, _feedback, fb_rec)
 
     # status (see module docstring)
     if fb_entry is None:
@@ -440,14 +553,15 @@ def _sanitize_run_id(name: str) -> str:
     return cleaned[:200] or "run"
 
 
-def infer_scenario(scan: Any, key: bytes | None) -> str:
+def infer_scenario(scan: Any, key: bytes | None, *, options: ReadOptions | None = None) -> str:
     """fin_quant | fin_factor | fin_model | unknown, from the first loop whose hypothesis / tasks can be read.
 
     Reads at most two small pickles per loop tried (the hypothesis, then the generated task list).
     """
     for lid in scan.loop_ids:
         entries = scan.loops[lid].entries
-        files = _LoopFiles(entries, key)
+        opts = options or ReadOptions()
+        files = _LoopFiles(entries, key, options=opts, trusted=_trusted_trace_roots(scan.run_dir, opts))
         hypo = files.load(_latest(entries, TAG_HYPOTHESIS))
         if is_record(hypo, "QlibQuantHypothesis") or (isinstance(hypo, RdagentRecord) and
                                                       hypo.get("action") in ("factor", "model")):
@@ -461,7 +575,8 @@ def infer_scenario(scan: Any, key: bytes | None) -> str:
     return "unknown"
 
 
-def read_run(run_dir: Path, workspace_root: Path, *, key: bytes | None = None, scan: Any = None) -> RunSnapshot:
+def read_run(run_dir: Path, workspace_root: Path, *, key: bytes | None = None, scan: Any = None,
+             options: ReadOptions | None = None) -> RunSnapshot:
     """The run-level facts of one RD-Agent run folder (scan it first with `scan_run`, or pass the scan)."""
     run_dir = Path(run_dir)
     scan = scan if scan is not None else scan_run(run_dir)
@@ -471,15 +586,15 @@ def read_run(run_dir: Path, workspace_root: Path, *, key: bytes | None = None, s
         started = min(times) if times else None
     return RunSnapshot(task_run_id=_sanitize_run_id(run_dir.name), run_folder=run_dir.name,
                        log_trace_path=str(run_dir), workspace_root=str(workspace_root),
-                       scenario=infer_scenario(scan, key), started_at_utc=started, loop_ids=scan.loop_ids)
+                       scenario=infer_scenario(scan, key, options=options), started_at_utc=started, loop_ids=scan.loop_ids)
 
 
-def read_run_loops(run_dir: Path, workspace_root: Path, *, key: bytes | None = None
-                   ) -> tuple[RunSnapshot, list[LoopSnapshot]]:
-    """Convenience: the run and all of its loops, in loop order."""
+def read_run_loops(run_dir: Path, workspace_root: Path, *, key: bytes | None = None,
+                   options: ReadOptions | None = None) -> tuple[RunSnapshot, list[LoopSnapshot]]:
+    """Convenience: the run and all of its loops, in loop order (in this process; ingest isolates it)."""
     scan = scan_run(run_dir)
-    run = read_run(run_dir, workspace_root, key=key, scan=scan)
-    loops = [read_loop(run_dir, lid, scan.loops[lid], workspace_root=workspace_root, key=key, scenario=run.scenario)
-             for lid in scan.loop_ids]
+    run = read_run(run_dir, workspace_root, key=key, scan=scan, options=options)
+    loops = [read_loop(run_dir, lid, scan.loops[lid], workspace_root=workspace_root, key=key, scenario=run.scenario,
+                       options=options) for lid in scan.loop_ids]
     return run, loops
 

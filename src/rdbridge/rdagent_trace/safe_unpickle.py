@@ -77,6 +77,10 @@ class RdagentRecord:
         if isinstance(slots, dict):
             self.attrs.update({str(k): v for k, v in slots.items()})
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Re-pickled (by the isolated reader, for its parent) as `cls()` then BUILD with the attribute dict."""
+        return (type(self), (), dict(self.attrs))
+
     @property
     def class_name(self) -> str:
         return self.class_path.rsplit(".", 1)[-1]
