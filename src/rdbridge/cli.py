@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,10 @@ def ingest(
         help="RD-Agent's artifact_signing.key; else $ARTIFACT_SIGNING_KEY; else signatures are reported unverified."),
     db: str | None = DbOption,
     as_json: bool = JsonOption,
+    max_pickle_bytes: int | None = typer.Option(
+        None, "--max-pickle-bytes", min=1, help="Refuse trace pickles larger than this (default $RDBRIDGE_MAX_PICKLE_BYTES or 256 MiB)."),
+    data_root: list[Path] = typer.Option(
+        [], "--data-root", help="Folder that workspace symlinks may point into (e.g. RD-Agent's data folder); repeatable."),
 ) -> None:
     """Read RD-Agent's trace and workspaces into the registry (idempotent, incremental, resumable)."""
     from rdbridge.ingest import IngestInputError
@@ -70,9 +75,11 @@ def ingest(
     url = db or default_db_url()
     try:
         if as_json or not sys.stderr.isatty() and os.environ.get("RDBRIDGE_PROGRESS") != "1":
-            report = run_ingest(log_root=log_root, workspace_root=workspace_root, db_url=url, signing_key=key)
+            report = run_ingest(log_root=log_root, workspace_root=workspace_root, db_url=url, signing_key=key,
+                                max_pickle_bytes=max_pickle_bytes, data_roots=data_root)
         else:
-            report = _ingest_with_progress(run_ingest, log_root, workspace_root, url, key)
+            report = _ingest_with_progress(partial(run_ingest, max_pickle_bytes=max_pickle_bytes, data_roots=data_root),
+                                           log_root, workspace_root, url, key)
     except IngestInputError as e:
         _fail(str(e), as_json)
     if as_json:

@@ -144,8 +144,23 @@ def _task_echo(value: Any) -> bytes:  # used by tests to check the pool round tr
     return json.dumps(value).encode()
 
 
+def _task_selftest(mode: str, path: str) -> bytes:
+    """Real failures of a real worker, for the tests of the parent's handling (not reachable from trace data):
+    a segfault, an allocation past RLIMIT_AS, a hang."""
+    progress.note_file(path)
+    SafeUnpickler.progress(f"selftest.{mode}") if SafeUnpickler.progress else None
+    if mode == "segv":
+        ctypes.string_at(0)
+    elif mode == "alloc":
+        return bytes(bytearray(64 << 30))[:1]
+    elif mode == "hang":
+        time.sleep(3600)
+    return b""
+
+
 _TASKS: dict[str, Callable[..., bytes]] = {"load_file": _task_load_file, "read_loop": _task_read_loop,
-                                           "read_run": _task_read_run, "echo": _task_echo}
+                                           "read_run": _task_read_run, "echo": _task_echo,
+                                           "selftest": _task_selftest}
 
 
 def _worker_main(conn: Connection, buf: Any, extra_bytes: int) -> None:

@@ -106,6 +106,27 @@ def safe_text(v: Any, depth: int = 0) -> str:
         return f"<{type(v).__name__}: not showable ({type(e).__name__})>"
 
 
+MAX_NESTING = 100
+
+
+def check_nesting(v: Any, what: str, limit: int = MAX_NESTING) -> None:
+    """`BadFormatError` when a value nests deeper than `limit` (iterative walk: never recursion itself). RD-Agent's
+    fields are flat; a deeply nested one is damage or an attack, and costs only its own file's facts."""
+    stack: list[tuple[Any, int]] = [(v, 0)]
+    seen = 0
+    while stack:
+        x, d = stack.pop()
+        if d > limit:
+            raise BadFormatError(what, f"value nests more than {limit} levels deep; not used")
+        seen += 1
+        if seen > 1_000_000:
+            raise BadFormatError(what, "value holds more than a million parts; not used")
+        if isinstance(x, dict):
+            stack.extend((y, d + 1) for y in x.values())
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            stack.extend((y, d + 1) for y in x)
+
+
 def _jsonable(v: Any, depth: int = 0) -> Any:
     """A JSON-safe copy of task attributes the LLM filled (they are persisted and served as JSON later)."""
     if depth > 8:
@@ -134,6 +155,7 @@ def _as_dict(v: Any) -> dict[str, Any]:
     """Task parameter dicts; some RD-Agent versions / LLM outputs give a JSON string instead of a dict."""
     if v is None:
         return {}
+    check_nesting(v, "task parameters")
     if isinstance(v, dict):
         return _jsonable(v)
     if isinstance(v, str):
@@ -150,6 +172,7 @@ def _opt_str(v: Any) -> str | None:
         return None
     if isinstance(v, str):
         return v
+    check_nesting(v, "text field")
     if isinstance(v, RdagentRecord):  # e.g. an RD-Agent exception pickled as a record
         args = v.get("__args__") or v.get("args")
         return f"{v.class_name}: {safe_text(args[0])}" if isinstance(args, (list, tuple)) and args else v.class_name
@@ -291,6 +314,8 @@ class _LoopFiles:
     def fail(self, e: TraceEntry | None, err: TraceReadError | Exception) -> None:
         """Record a failure of one file (its facts are dropped; the loop keeps the rest)."""
         if isinstance(err, TraceReadError):
+            if e is not None and not err.path.endswith(".pkl"):  # raised on a value: name the file it came from
+                err = type(err)(e.path, f"{err.path}: {err.message}") if type(err) is not TraceReadError else err
             self.errors.append(err.to_contract())
         else:
             path = e.path if e is not None else Path("<loop>")

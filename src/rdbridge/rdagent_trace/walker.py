@@ -18,7 +18,7 @@ from rdbridge.contracts.trace import TraceEntryInfo
 
 __all__ = ["TraceEntry", "LoopScan", "RunScan", "discover_runs", "scan_run", "run_started_at", "parse_log_timestamp"]
 
-LOOP_DIR = re.compile(r"^Loop_(\d+)$")
+LOOP_DIR = re.compile(r"Loop_(\d{1,9})")
 TIMESTAMP_FORMAT = "%Y-%m-%d_%H-%M-%S-%f"
 SESSION_DIR = "__session__"
 
@@ -94,7 +94,7 @@ def _is_run_dir(path: Path) -> bool:
     try:
         with os.scandir(path) as it:
             for d in it:
-                if d.is_dir(follow_symlinks=False) and (LOOP_DIR.match(d.name) or d.name == SESSION_DIR):
+                if d.is_dir(follow_symlinks=False) and (LOOP_DIR.fullmatch(d.name) or d.name == SESSION_DIR):
                     return True
     except OSError:
         return False
@@ -129,8 +129,9 @@ def _walk_files(top: Path) -> list[tuple[Path, os.stat_result]]:
                     try:
                         if e.is_dir(follow_symlinks=False):
                             stack.append(Path(e.path))
-                        elif e.is_file(follow_symlinks=False) or (e.is_symlink() and e.name.endswith(".pkl")):
-                            # a linked (even dangling) pickle is still a trace entry: reading it reports the problem
+                        elif e.is_file(follow_symlinks=False) or e.name.endswith(".pkl"):
+                            # a linked (even dangling) pickle, or a FIFO / device named .pkl, is still a trace entry:
+                            # reading it reports the problem (it is never opened unless it is a regular file)
                             out.append((Path(e.path), e.stat(follow_symlinks=False)))
                     except OSError:
                         continue
@@ -163,7 +164,7 @@ def scan_run(run_dir: Path) -> RunScan:
         if not d.is_dir(follow_symlinks=False):
             scan.ignored.append(d.name)
             continue
-        m = LOOP_DIR.match(d.name)
+        m = LOOP_DIR.fullmatch(d.name)
         loop_dir = Path(d.path)
         loop = scan.loops.setdefault(int(m.group(1)), LoopScan(int(m.group(1)))) if m else None
         for path, st in _walk_files(loop_dir):
