@@ -202,20 +202,28 @@ def _tie_span(buf: np.ndarray, m: int, slot: int) -> tuple[int, int]:
     return a, b
 
 
+def sorted_buffer_size(n: int, window: int) -> int:
+    """Slots of the sorted-window buffer: a window holds at most ``window`` finite values (the whole series for the
+    expanding window 0), plus one spare. The kernel checks it on every insertion (an ``IndexError``, never a write
+    past the end); ``tests/engine/test_sorted_window.py`` checks the size and the check."""
+    return (min(n, window) if window > 0 else n) + 1
+
+
 @numba.njit(cache=True, nogil=True)
 def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: np.ndarray, out: np.ndarray,
-                        rank_row: int) -> None:
+                        rank_row: int, buf: np.ndarray) -> None:
     """Slide a sorted buffer of the window's finite values (±inf count as missing, as pandas' rolling sees them);
     per row write the linear-interpolated quantiles ``qs`` (rows 0.. of ``out``) and, when ``rank_row >= 0``, the
     percentile rank of ``x[i]`` (that row): Rank and Quantile of the same input and window share one pass."""
-    n = x.size
-    buf = np.empty(min(n, window) + 1 if window > 0 else n + 1, dtype=x.dtype)
+    n = x.size  # buf: scratch of ``sorted_buffer_size(n, window)`` slots of x's dtype
     short = 0 < window <= SHORT_WINDOW
     m = lo = 0
     for i in range(n):
         v = x[i]
         s = _start_of(i, window, first_real)
-        pending = np.isfinite(v)  # insert v, preferably by replacing a value that leaves the window
+        # insert v, preferably by replacing a value that leaves the window; never on a pad row (s > i), whose slot
+        # holds whatever the column's producer left there: inserting it overflowed ``buf`` (issue 25)
+        pending = s <= i and np.isfinite(v)
         slot = -1  # where v sits in the buffer once inserted
         while lo < s:
             u = x[lo]
@@ -229,6 +237,8 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
                 slot = _replace(buf, m, u, v, short)
                 pending = False
             else:
+                if m == 0:
+                    raise IndexError("sorted window: removing from an empty buffer")
                 j = _count_below(buf, m, u) if short else _lower(buf, m, u)
                 if slot > j:  # v was inserted above the value leaving: it moves down one slot
                     slot -= 1
@@ -237,6 +247,8 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
                     seg[k] = seg[k + 1]
                 m -= 1
         if pending:
+            if m + 1 > buf.size:
+                raise IndexError("sorted window: more values than the window holds")
             j = _count_below(buf, m, v) if short else _lower(buf, m, v)
             seg = buf[j : m + 1]
             for k in range(m - j, 0, -1):
@@ -429,8 +441,10 @@ def rolling_ranks_and_quantiles(
     sorted-window pass; ``window == 0`` is the expanding window."""
     rows = len(qs) + int(rank)
     out = buffers.empty((max(rows, 1), x.size), dtype=np.float64)
-    _sorted_window_pass(np.ascontiguousarray(x), int(window), first_real, np.asarray(qs, dtype=np.float64), out,
-                        len(qs) if rank else -1)
+    x = np.ascontiguousarray(x)
+    buf = np.empty(sorted_buffer_size(x.size, int(window)), dtype=x.dtype)
+    _sorted_window_pass(x, int(window), first_real, np.asarray(qs, dtype=np.float64), out, len(qs) if rank else -1,
+                        buf)
     got: dict[float | str, np.ndarray] = {q: out[t] for t, q in enumerate(qs)}
     if rank:
         got["rank"] = out[len(qs)]
