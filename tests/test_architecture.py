@@ -16,6 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {"contracts", "config"},
     "rdagent_trace": {"contracts"},
     "ingest": {"registry", "rdagent_trace", "contracts", "config"},
+    "materialize": {"registry", "rdagent_trace", "contracts", "config"},
     "engine": {"contracts"},
 }
 

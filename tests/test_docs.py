@@ -8,7 +8,9 @@ import typer.main
 
 from rdbridge.cli import app
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[1]
+# the README, and the topic pages it points to (docs/<topic>.md)
+README = "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 
 
 def _commands(group: object, prefix: str = "rdbridge") -> list[str]:

@@ -148,6 +148,38 @@ def loops(
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
+@app.command()
+def materialize(
+    pending: bool = typer.Option(False, "--pending", help="Loops waiting to be materialized (the default)."),
+    all_loops: bool = typer.Option(False, "--all", help="Every finished loop: failed ones retried, done ones kept."),
+    task_run_id: str | None = typer.Option(None, "--task-run", help="Only this task run (finished loops)."),
+    loop_id: int | None = typer.Option(None, "--loop", help="Only this loop of --task-run."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes."),
+    force: bool = typer.Option(False, "--force", help="Rebuild loops of the scope that are already done."),
+    lease_seconds: float = typer.Option(600.0, "--lease-seconds", hidden=True),
+    db: str | None = DbOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Build each finished loop's documents and charts into $RDBRIDGE_HOME/artifacts and register them."""
+    from rdbridge.materialize import MaterializeInputError
+    from rdbridge.materialize.cli import print_report, run, wants_progress
+
+    if sum((pending, all_loops, task_run_id is not None)) > 1:
+        _fail("choose one of --pending, --all, --task-run", as_json)
+    scope = "all" if all_loops else "task-run" if task_run_id is not None else "pending"
+    try:
+        report = run(db_url=db or default_db_url(), scope=scope, task_run_id=task_run_id, loop_id=loop_id,
+                     workers=workers, force=force, lease_seconds=lease_seconds, show_progress=wants_progress(as_json),
+                     console=err)
+    except MaterializeInputError as e:
+        _fail(str(e), as_json)
+    if as_json:
+        _emit_json(report.model_dump(mode="json"))
+    else:
+        print_report(report, typer.echo, err)
+    raise typer.Exit(0 if report.ok else 1)
+
+
 def _mount_optional() -> None:
     """Sub-apps of other layers; each is optional so a partial install still has a working CLI."""
     try:

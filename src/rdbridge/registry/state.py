@@ -16,6 +16,7 @@ before doing the work, so other workers see the lease. All times are UTC; `now` 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -164,16 +165,23 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
 
 
 def claim_next(
-    session: Session, owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS, *, now: datetime | None = None
+    session: Session,
+    owner: str,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    *,
+    now: datetime | None = None,
+    only: Collection[int] | None = None,
 ) -> Loop | None:
     """pending -> running (or take over a running loop whose lease expired) for `owner`; None when nothing to do.
 
-    The lease lasts `lease_seconds`; renew it with `renew_lease` for long work. Attempts are counted.
+    The lease lasts `lease_seconds`; renew it with `renew_lease` for long work. Attempts are counted. `only`
+    restricts the claim to these loop row ids (`Loop.id`), e.g. one task run.
     """
     if not owner:
         raise ValueError("claim_next needs a non-empty owner (e.g. f'{hostname}:{pid}:{worker}')")
     now = now or utcnow()
     session.flush()
+    claimable = _claimable(now) if only is None else and_(_claimable(now), Loop.id.in_(sorted(only)))
     values = {
         "materialization_status": RUNNING,
         "materialization_lease_owner": owner,
@@ -184,7 +192,7 @@ def claim_next(
     }
     if session.get_bind().dialect.name == "postgresql":
         pick = (
-            select(Loop.id).where(_claimable(now)).order_by(Loop.id).limit(1).with_for_update(skip_locked=True)
+            select(Loop.id).where(claimable).order_by(Loop.id).limit(1).with_for_update(skip_locked=True)
         )
         loop_id = session.execute(pick).scalar_one_or_none()
         if loop_id is None:
@@ -194,10 +202,10 @@ def claim_next(
         )
     else:
         # One statement: SQLite holds the write lock from the sub-select to the write, so no one else slips in.
-        first = select(Loop.id).where(_claimable(now)).order_by(Loop.id).limit(1).scalar_subquery()
+        first = select(Loop.id).where(claimable).order_by(Loop.id).limit(1).scalar_subquery()
         stmt = (
             update(Loop)
-            .where(Loop.id == first, _claimable(now))
+            .where(Loop.id == first, claimable)
             .values(**values)
             .returning(Loop.id)
             .execution_options(synchronize_session=False)
