@@ -8,3 +8,5 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/python -m pip install -q --upgrade pip
 fi
 .venv/bin/python -m pip install -q -e '.[test]'
+# The shared factor package (its own distribution, numpy + pandas only), editable so promotions are seen at once.
+.venv/bin/python -m pip install -q -e factors-lib

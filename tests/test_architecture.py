@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "ingest": {"registry", "rdagent_trace", "contracts", "config"},
     "materialize": {"registry", "rdagent_trace", "contracts", "config"},
     "engine": {"contracts"},
+    "factorlib": {"registry", "contracts", "config"},
 }
 
 

@@ -187,6 +187,9 @@ def _mount_optional() -> None:
     except ImportError:
         return
     app.add_typer(engine_app, name="engine", help="Compute Qlib-expression and Python factors on a panel.")
+    from rdbridge.factorlib.cli import factorlib_app
+
+    app.add_typer(factorlib_app, name="factorlib", help="The shared factor package rd_factors_lib.")
 
 
 _mount_optional()

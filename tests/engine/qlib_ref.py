@@ -97,6 +97,16 @@ def small_case(tmp_path_factory) -> tuple[pl.DataFrame, Path]:  # noqa: ANN001 -
     return _SMALL["case"]
 
 
+def small_alpha158_reference(tmp_path_factory) -> tuple[pl.DataFrame, pl.DataFrame]:  # noqa: ANN001
+    """(panel, pyqlib's 158 Alpha158 columns on it), computed once per process: several test modules compare with it."""
+    from rdbridge.contracts.alpha158 import alpha158_expressions
+
+    panel, qlib_dir = small_case(tmp_path_factory)
+    if "alpha158" not in _SMALL:
+        _SMALL["alpha158"] = (qlib_features(qlib_dir, alpha158_expressions()), qlib_dir)
+    return panel, _SMALL["alpha158"][0]
+
+
 # --- expressions covering every operator ---------------------------------------------------------------------------
 
 OPS_EXPRESSIONS: dict[str, str] = {

@@ -11,7 +11,7 @@ import pytest
 
 from rdbridge.contracts.alpha158 import alpha158_expressions
 
-from .qlib_ref import compare_one, engine_results, qlib_features, small_case
+from .qlib_ref import compare_one, engine_results, qlib_features, small_alpha158_reference, small_case
 
 EXPRS = alpha158_expressions()
 
@@ -20,8 +20,7 @@ EXPRS = alpha158_expressions()
 def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, pl.DataFrame | None, dict[str, str]]:
     from rdbridge.engine import compute
 
-    panel, qlib_dir = small_case(tmp_path_factory)
-    ref = qlib_features(qlib_dir, EXPRS)
+    panel, ref = small_alpha158_reference(tmp_path_factory)
     ours, errors = engine_results(compute, panel, EXPRS)
     return ref, ours, errors
 

@@ -38,6 +38,7 @@ EXPECTED_TABLES = {
     "artifact_files",
     "trace_files",
     "ingest_runs",
+    "factor_package_versions",
 }
 
 
@@ -51,7 +52,7 @@ def test_migration_creates_every_table_and_second_init_is_a_noop(db_url: str) ->
         assert current_revision(engine) is None
         init_db(engine)
         assert _tables(engine) == EXPECTED_TABLES | {"alembic_version"}
-        assert current_revision(engine) == head_revision() == "0001_initial"
+        assert current_revision(engine) == head_revision() == "0002_factor_package"
         with session_scope(engine) as s:
             s.add(IngestRun(log_root="/logs", workspace_root="/ws", status="completed", counts_json={"loops": 3}))
 

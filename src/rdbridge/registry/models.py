@@ -46,6 +46,7 @@ WORKSPACE_KINDS = ("factor", "model", "experiment", "unknown")
 ARTIFACT_STATUSES = ("present", "missing")
 ROOT_KINDS = ("workspace", "store")
 TRACE_FILE_STATUSES = ("ok", "error")
+PROMOTION_STATUSES = ("promoted", "refused")
 
 
 def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
@@ -187,6 +188,30 @@ class Factor(Base):
     formulation: Mapped[str | None] = mapped_column(Text)
     variables_json: Mapped[dict[str, Any] | None]
     code_sha256: Mapped[str] = mapped_column(String(64))
+    created_at_utc: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where the factor lives in rd_factors_lib once promoted (all three NULL until then), and why it was not.
+    impl_module: Mapped[str | None] = mapped_column(String(255))
+    impl_func: Mapped[str | None] = mapped_column(String(255))
+    impl_version: Mapped[str | None] = mapped_column(String(64))
+    promotion_status: Mapped[str | None] = mapped_column(String(16))
+    promotion_error: Mapped[str | None] = mapped_column(Text)
+
+
+class FactorPackageVersion(Base):
+    """One version of the rd_factors_lib package: its immutable tar.gz snapshot in the artifact store (by sha256)
+    and the factors that version added or changed."""
+
+    __tablename__ = "factor_package_versions"
+    __table_args__ = (UniqueConstraint("version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    archive_path: Mapped[str] = mapped_column(String(1024))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    package_path: Mapped[str] = mapped_column(Text)
+    added_json: Mapped[list[Any] | None]
+    changed_json: Mapped[list[Any] | None]
     created_at_utc: Mapped[datetime] = mapped_column(default=utcnow)
 
 
