@@ -19,6 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "materialize": {"registry", "rdagent_trace", "contracts", "config"},
     "engine": {"contracts"},
     "factorlib": {"registry", "contracts", "config"},
+    "catalog": {"registry", "contracts", "config"},
+    "api": {"catalog", "registry", "contracts", "config"},
 }
 
 
