@@ -99,7 +99,7 @@ def rename_a_factor(db_url: str, new_name: str = SCRIPT_NAME) -> str:
     engine = init_db(db_url)
     try:
         with session_scope(engine) as s:
-            f = s.scalars(select(Factor).order_by(Factor.factor_name)).first()
+            f = s.scalars(select(Factor).order_by(Factor.experiment_id, Factor.factor_name)).first()
             assert f is not None, "the sample registry has factors"
             old = f.factor_name
             s.execute(update(Factor).where(Factor.factor_id == f.factor_id).values(factor_name=new_name))
