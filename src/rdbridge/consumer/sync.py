@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,18 +115,24 @@ class _Run:
             self.progress(stage, n, total)
 
     hard_failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def issue(self, kind: str, key: str, message: str, *, soft: bool = False) -> None:
         """Record a problem; a soft one (something the API declines to serve) does not make the sync fail."""
-        self.issues.append(SyncIssue(kind=kind, key=key, message=message))
-        if not soft:
-            self.hard_failures += 1
+        with self.lock:
+            self.issues.append(SyncIssue(kind=kind, key=key, message=message))
+            if not soft:
+                self.hard_failures += 1
+
+    def count(self, kind: str, what: str, n: int = 1) -> None:
+        with self.lock:
+            counts = self.report_kinds[kind]
+            setattr(counts, what, getattr(counts, what) + n)
 
 
 def _fetch_files(run: _Run, exp_id: str, arts: LoopArtifacts) -> tuple[list[dict[str, Any]], bool]:
     rows: list[dict[str, Any]] = []
     failed = False
-    counts = run.report_kinds["artifacts"]
     for art in arts.artifacts:
         for f in art.files:
             row = {"experiment_id": exp_id, "file_id": f.file_id, "artifact_id": art.artifact_id,
@@ -136,8 +144,8 @@ def _fetch_files(run: _Run, exp_id: str, arts: LoopArtifacts) -> tuple[list[dict
                 row["status"], row["error"] = "unavailable", "the API gives no sha256 for it (e.g. a dangling link)"
                 continue
             if run.store.has(f.sha256):
-                run.reused += 1
-                counts.unchanged += 1
+                with run.lock:
+                    run.reused += 1
                 continue
             writer = run.store.writer(f.sha256)
             try:
@@ -146,7 +154,7 @@ def _fetch_files(run: _Run, exp_id: str, arts: LoopArtifacts) -> tuple[list[dict
             except ChecksumMismatch as exc:
                 row["status"], row["error"] = "refused", str(exc)
                 run.issue("artifacts", f"{exp_id}/{f.path}", f"download refused: {exc}")
-                counts.failed += 1
+                run.count("artifacts", "failed")
                 failed = True
                 continue
             except (ApiUnreachable, ApiAuthError):
@@ -161,12 +169,13 @@ def _fetch_files(run: _Run, exp_id: str, arts: LoopArtifacts) -> tuple[list[dict
                 writer.discard()
                 row["status"], row["error"] = "failed", str(exc)
                 run.issue("artifacts", f"{exp_id}/{f.path}", str(exc))
-                counts.failed += 1
+                run.count("artifacts", "failed")
                 failed = True
                 continue
-            run.downloaded += 1
-            run.bytes += writer.size
-            counts.created += 1
+            with run.lock:
+                run.downloaded += 1
+                run.bytes += writer.size
+            run.count("artifacts", "created")
             run.tick("files")
     return rows, failed
 
@@ -189,6 +198,22 @@ def _fetch_loop(run: _Run, entry: LoopEntry) -> _LoopFetch:
     return out
 
 
+def _fetch_loops(run: _Run, entries: list[LoopEntry], out: dict[str, _LoopFetch], workers: int) -> None:
+    """Fetch loops' details and files on a few threads (the API answers each in a few ms; the round trips add up).
+    The first unreachable-API or token error cancels the rest and propagates."""
+    if not entries:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sync") as pool:
+        futures = {pool.submit(_fetch_loop, run, e): e.experiment_id for e in entries}
+        try:
+            for fut in as_completed(futures):
+                out[futures[fut]] = fut.result()
+                run.tick("loops")
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def _fetch_source(run: _Run, entry: FactorEntry) -> str | None:
     try:
         text, ctype = run.api.get_text(f"/factor_package/source/{quote(entry.name, safe='')}",
@@ -197,7 +222,7 @@ def _fetch_source(run: _Run, entry: FactorEntry) -> str | None:
         raise
     except ApiError as exc:
         run.issue("sources", entry.id, f"factor source at {entry.impl_version}: {exc}")
-        run.report_kinds["sources"].failed += 1
+        run.count("sources", "failed")
         return None
     if "json" in ctype:
         try:
@@ -205,7 +230,7 @@ def _fetch_source(run: _Run, entry: FactorEntry) -> str | None:
             text = doc.get("source") or doc.get("code") or doc.get("text") or ""
         except (ValueError, AttributeError):
             pass
-    run.report_kinds["sources"].created += 1
+    run.count("sources", "created")
     return text
 
 
@@ -225,7 +250,8 @@ def _incomplete_experiments(session: Session) -> set[str]:
 
 
 def sync(api_url: str, db_url: str, *, token: str | None = None, store_dir: Path | None = None,
-         page_size: int = 500, progress: Progress | None = None, client: ApiClient | None = None) -> SyncReport:
+         page_size: int = 500, progress: Progress | None = None, client: ApiClient | None = None,
+         workers: int = 8) -> SyncReport:
     """Bring the platform database and file store up to date with the Results API at `api_url` (see module doc)."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -235,7 +261,7 @@ def sync(api_url: str, db_url: str, *, token: str | None = None, store_dir: Path
         store.sweep_temp()
         api = client or ApiClient(api_url, token)
         try:
-            return _sync(api, engine, store, started, t0, page_size, progress)
+            return _sync(api, engine, store, started, t0, page_size, progress, workers)
         finally:
             if client is None:
                 api.close()
@@ -244,7 +270,7 @@ def sync(api_url: str, db_url: str, *, token: str | None = None, store_dir: Path
 
 
 def _sync(api: ApiClient, engine: Engine, store: FileStore, started: datetime, t0: float, page_size: int,
-          progress: Progress | None) -> SyncReport:
+          progress: Progress | None, workers: int) -> SyncReport:
     kinds = {k: KindCounts() for k in SYNC_KINDS}
     run = _Run(api=api, store=store, report_kinds=kinds, issues=[], progress=progress)
     with session_scope(engine, write=False) as s:
@@ -306,13 +332,12 @@ def _sync(api: ApiClient, engine: Engine, store: FileStore, started: datetime, t
     retry = sorted(incomplete - set(loop_entries))
     if todo or retry:
         run.tick("loops", 0, len(todo) + len(retry))
-    for exp in todo:
-        loop_fetches[exp] = _fetch_loop(run, loop_entries[exp])
-        run.tick("loops")
+    _fetch_loops(run, [loop_entries[exp] for exp in todo], loop_fetches, workers)
     if retry:
         with session_scope(engine, write=False) as s:
             olds = {e.experiment_id: e for e in s.scalars(select(LibExperiment).where(
                 LibExperiment.experiment_id.in_(retry)))}
+        stubs = []
         for exp in retry:
             old = olds.get(exp)
             if old is not None:
@@ -322,8 +347,8 @@ def _sync(api: ApiClient, engine: Engine, store: FileStore, started: datetime, t
                                  materialization_status=old.materialization_status,
                                  materialization_error=old.materialization_error,
                                  updated_at_utc=old.remote_updated_at_utc or now, artifacts=[])
-                loop_fetches[exp] = _fetch_loop(run, stub)
-            run.tick("loops")
+                stubs.append(stub)
+        _fetch_loops(run, stubs, loop_fetches, workers)
     for row in rows["experiments"]["insert"] + rows["experiments"]["update"]:
         fetched = loop_fetches.get(row["experiment_id"])
         if fetched is not None and fetched.detail is not None:
