@@ -45,11 +45,12 @@ def build_registry(url: str, store: Path, n_factors: int, n_loops: int, runs: in
         loop_id = i // runs
         exp = f"{run}/{loop_id}"
         metrics = {"IC": 0.01 + (i % 97) / 1000, "1day.excess_return_with_cost.annualized_return": (i % 31) / 100}
+        at = now + timedelta(seconds=3600 * i / n_loops)  # loops finish one after another over the hour
         loops.append(dict(task_run_id=run, loop_id=loop_id, experiment_id=exp, action="factor", status="completed",
                           hypothesis=f"hypothesis {i}: momentum after volume shocks", has_result=1,
                           metrics_json=metrics, feedback_json={"decision": i % 3 == 0, "reason": f"reason {i}"},
                           decision=i % 3 == 0, materialization_status="done", materialization_attempts=1,
-                          created_at_utc=now, updated_at_utc=now))
+                          created_at_utc=at, updated_at_utc=at))
         for k in range(per_loop):
             name = f"F{fid:05d}_mom_{k}"
             code = f"def calculate_{name}(df):\n    return df['$close'].pct_change({k + 1})\n"
@@ -59,14 +60,14 @@ def build_registry(url: str, store: Path, n_factors: int, n_loops: int, runs: in
             factors.append(dict(factor_id=hashlib.sha256(f"{name}{code}".encode()).hexdigest()[:16], factor_name=name,
                                 experiment_id=exp, task_run_id=run, loop_id=loop_id, description=f"momentum {fid}",
                                 formulation="r_t / r_{t-k}", variables_json={"k": k + 1},
-                                code_sha256=hashlib.sha256(code.encode()).hexdigest(), created_at_utc=now))
+                                code_sha256=hashlib.sha256(code.encode()).hexdigest(), created_at_utc=at))
             fid += 1
         data = hashlib.sha256(exp.encode()).digest() * 128  # 4 KiB per file
         rel = f"bench/{i}/chart.png"
         (store / rel).parent.mkdir(parents=True, exist_ok=True)
         (store / rel).write_bytes(data)
         arts.append(dict(task_run_id=run, loop_id=loop_id, experiment_id=exp, workspace_id="", artifact_type="charts",
-                         name="charts", status="present", root_kind="store", created_at_utc=now, updated_at_utc=now))
+                         name="charts", status="present", root_kind="store", created_at_utc=at, updated_at_utc=at))
         files.append(dict(path=rel, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
                           mime_type="image/png", is_symlink=False, created_at_utc=now))
     with session_scope(engine) as s:
@@ -120,8 +121,8 @@ def main() -> None:
         api = start_serve(home, registry, None)
         platform = args.platform_db or f"sqlite:///{work / 'platform' / 'platform.sqlite'}"
         try:
-            print(f"| sync | seconds | rows written | rows/s | files downloaded |")
-            print(f"|---|---|---|---|---|")
+            print("| sync | seconds (pull / loops+files / apply) | rows written | rows/s | files downloaded |")
+            print("|---|---|---|---|---|")
             for label in ("full", "incremental, nothing changed", "incremental, 1% of loops changed"):
                 if label.endswith("changed") and "1%" in label:
                     touch_loops(registry, 0.01)
@@ -129,7 +130,8 @@ def main() -> None:
                 assert r.ok, r.issues[:3]
                 rows = sum(k.created + k.updated for n, k in r.kinds.items() if n not in ("artifacts", "sources"))
                 seen = rows + sum(k.unchanged for n, k in r.kinds.items() if n not in ("artifacts", "sources"))
-                print(f"| {label} | {r.seconds:.2f} | {rows} (of {seen}) | "
+                phases = f"{r.seconds_pull:.1f} / {r.seconds_fetch:.1f} / {r.seconds_apply:.1f}"
+                print(f"| {label} | {r.seconds:.2f} ({phases}) | {rows} (of {seen}) | "
                       f"{(rows / r.seconds) if rows else 0:,.0f} | {r.files_downloaded} |", flush=True)
         finally:
             api.stop()

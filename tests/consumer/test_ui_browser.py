@@ -26,6 +26,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 class Ui:
     proc: Proc
     shots: Path
+    db: str
 
     @property
     def url(self) -> str:
@@ -40,7 +41,7 @@ def ui(producer: Producer, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     assert report.ok, report.issues
     proc = start_ui(home, db)
     try:
-        yield Ui(proc=proc, shots=home / "screenshots")
+        yield Ui(proc=proc, shots=home / "screenshots", db=db)
     finally:
         proc.stop()
 
@@ -154,3 +155,22 @@ def test_files_are_served_by_id_only(ui: Ui, producer: Producer) -> None:
     base = f"{ui.url}/experiments/{quote(run, safe='')}/{loop}/files"
     assert httpx.get(f"{base}/999999").status_code == 404
     assert httpx.get(f"{base}/..%2F..%2Fplatform.sqlite").status_code in (404, 422)
+
+
+def test_metric_range_filter_and_sort(ui: Ui) -> None:
+    from rdbridge.consumer import library as lib
+    from rdbridge.consumer.db import init_platform_db, session_scope
+
+    engine = init_platform_db(ui.db)
+    with session_scope(engine, write=False) as s:
+        everything = lib.list_factors(s, per_page=1000).rows
+        ic = {f.name: f.best_metrics["IC"] for f in everything if f.best_metrics and "IC" in f.best_metrics}
+        got = lib.list_factors(s, metric="IC", metric_min=0.03, sort="metric", desc=True, per_page=1000).rows
+    engine.dispose()
+    assert len(ic) >= 2
+    expected = sorted((n for n, v in ic.items() if v >= 0.03), key=lambda n: -ic[n])
+    assert [f.name for f in got] == expected
+    page = httpx.get(ui.url + "/factors", params={"metric": "IC", "min": "0.03", "sort": "metric", "desc": "true"})
+    shown = [line.split('">', 1)[1].split("<", 1)[0] for line in page.text.splitlines() if 'td class="name"' in line]
+    assert len(shown) == len(expected)
+    assert httpx.get(ui.url + "/factors", params={"metric": "IC", "min": "abc"}).status_code == 400

@@ -55,9 +55,17 @@ def _like(q: str) -> str:
 
 
 def list_factors(s: Session, *, q: str = "", source: str = "", tag: str = "", mark: str = "", sort: str = "name",
-                 desc: bool = False, page: int = 1, per_page: int = 50) -> FactorPage:
-    """Library factors matching the filters, one page, in a stable order (sort key, then id)."""
+                 desc: bool = False, page: int = 1, per_page: int = 50, metric: str = "",
+                 metric_min: float | None = None, metric_max: float | None = None) -> FactorPage:
+    """Library factors matching the filters, one page, in a stable order (sort key, then id).
+
+    `metric` names a key of `best_metrics`: `metric_min` / `metric_max` bound it, and `sort="metric"` orders by it."""
     stmt: Select[Any] = select(LibFactor).where(LibFactor.in_library.is_(True))
+    value = LibFactor.best_metrics[metric].as_float() if metric else None
+    if value is not None and metric_min is not None:
+        stmt = stmt.where(value >= metric_min)
+    if value is not None and metric_max is not None:
+        stmt = stmt.where(value <= metric_max)
     if q:
         pat = _like(q.strip())
         stmt = stmt.where(or_(LibFactor.name.ilike(pat, escape="\\"), LibFactor.description.ilike(pat, escape="\\"),
@@ -72,9 +80,10 @@ def list_factors(s: Session, *, q: str = "", source: str = "", tag: str = "", ma
         stmt = stmt.where(LibFactor.name.in_(select(UserMark.target_key).where(
             UserMark.target_kind == "factor", UserMark.mark == mark)))
     total = s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    col = FACTOR_SORTS.get(sort, LibFactor.name)
+    col: Any = value if sort == "metric" and value is not None else FACTOR_SORTS.get(sort, LibFactor.name)
     page = max(1, page)
-    stmt = stmt.order_by(col.desc() if desc else col.asc(), LibFactor.id).offset((page - 1) * per_page).limit(per_page)
+    order = col.desc() if desc else col.asc()
+    stmt = stmt.order_by(order.nulls_last(), LibFactor.id).offset((page - 1) * per_page).limit(per_page)
     return FactorPage(rows=list(s.scalars(stmt)), total=total, page=page, per_page=per_page)
 
 
@@ -82,6 +91,16 @@ def factor_versions(s: Session, name: str) -> list[LibFactor]:
     """Every library entry under this exact name (Alpha158, package and each RD-Agent implementation)."""
     return list(s.scalars(select(LibFactor).where(LibFactor.name == name, LibFactor.in_library.is_(True))
                           .order_by(LibFactor.source, LibFactor.created_at_utc, LibFactor.id)))
+
+
+def metric_keys(s: Session, sample: int = 2000) -> list[str]:
+    """The metric names seen in the library's best metrics (from a sample of rows, for the filter's choices)."""
+    keys: set[str] = set()
+    for m in s.scalars(select(LibFactor.best_metrics).where(LibFactor.in_library.is_(True),
+                                                            LibFactor.best_metrics.is_not(None)).limit(sample)):
+        if isinstance(m, dict):
+            keys.update(k for k, v in m.items() if isinstance(v, int | float) and not isinstance(v, bool))
+    return sorted(keys)
 
 
 def sources(s: Session) -> list[str]:

@@ -282,6 +282,7 @@ def _sync(api: ApiClient, engine: Engine, store: FileStore, started: datetime, t
     full = not cursors
 
     # 1. pull every list (nothing written yet)
+    t_pull = time.perf_counter()
     pulled: dict[str, Pulled] = {}
     for kind, res in RESOURCES.items():
         c = cursors.get(res.name)
@@ -300,6 +301,7 @@ def _sync(api: ApiClient, engine: Engine, store: FileStore, started: datetime, t
             kinds[kind].failed += 1
 
     # 2. classify; fetch details and files of loops that are done and new, changed or incomplete
+    t_fetch = time.perf_counter()
     now = datetime.now(UTC)
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {k: {"insert": [], "update": []} for k in RESOURCES}
     for kind, p in pulled.items():
@@ -370,6 +372,7 @@ def _sync(api: ApiClient, engine: Engine, store: FileStore, started: datetime, t
         run.tick("sources")
 
     # 3. apply everything in one transaction
+    t_apply = time.perf_counter()
     with session_scope(engine) as s:
         for kind, ops in rows.items():
             table = TABLES[kind]
@@ -413,6 +416,8 @@ def _sync(api: ApiClient, engine: Engine, store: FileStore, started: datetime, t
             ok=run.hard_failures == 0,
             api_url=api.base_url.rstrip("/"), database=engine.dialect.name, started_at_utc=started,
             finished_at_utc=finished, seconds=round(time.perf_counter() - t0, 3), full=full, kinds=kinds,
+            seconds_pull=round(t_fetch - t_pull, 3), seconds_fetch=round(t_apply - t_fetch, 3),
+            seconds_apply=round(time.perf_counter() - t_apply, 3),
             files_downloaded=run.downloaded, files_reused=run.reused, bytes_downloaded=run.bytes,
             changed=sum(k.created + k.updated for n, k in kinds.items() if n in RESOURCES),
             outside_library=outside, issues=run.issues)

@@ -44,6 +44,9 @@ class SyncReport(_Doc):
     started_at_utc: datetime
     finished_at_utc: datetime
     seconds: float
+    seconds_pull: float = Field(0.0, description="Reading the catalog lists.")
+    seconds_fetch: float = Field(0.0, description="Loop details, artifact downloads and factor sources.")
+    seconds_apply: float = Field(0.0, description="The one transaction that writes the libraries.")
     full: bool = Field(description="True when this was a first (full) pull, False for an incremental one.")
     kinds: dict[str, KindCounts]
     files_downloaded: int = 0

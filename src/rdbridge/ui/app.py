@@ -58,6 +58,15 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(pairs)
 
 
+def _number(text: str, field: str) -> float | None:
+    if not text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise HTTPException(400, f"{field} must be a number, got {text!r}") from None
+
+
 def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
     engine = init_platform_db(db_url)
     store = FileStore(store_dir or default_store_dir(db_url))
@@ -101,15 +110,19 @@ def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
 
     @app.get("/factors", response_class=HTMLResponse)
     def factors(request: Request, q: str = "", source: str = "", tag: str = "", mark: str = "", sort: str = "name",
-                desc: bool = False, page: int = Query(1, ge=1, le=1_000_000)) -> HTMLResponse:
+                desc: bool = False, page: int = Query(1, ge=1, le=1_000_000), metric: str = "",
+                min: str = "", max: str = "") -> HTMLResponse:  # noqa: A002 - the query-string names
+        lo, hi = _number(min, "min"), _number(max, "max")
         with session_scope(engine, write=False) as s:
             result = lib.list_factors(s, q=q, source=source, tag=tag, mark=mark, sort=sort, desc=desc, page=page,
-                                      per_page=PER_PAGE)
+                                      per_page=PER_PAGE, metric=metric, metric_min=lo, metric_max=hi)
+            metric_keys = lib.metric_keys(s)
             names = sorted({f.name for f in result.rows})
             tags, marks = lib.tags_by_key(s, "factor", names), lib.marks_by_key(s, "factor", names)
             all_sources, all_tags, last = lib.sources(s), lib.all_tags(s), lib.last_sync(s)
         base = {k: v for k, v in {"q": q, "source": source, "tag": tag, "mark": mark, "sort": sort,
-                                  "desc": "true" if desc else ""}.items() if v}
+                                  "desc": "true" if desc else "", "metric": metric, "min": min,
+                                  "max": max}.items() if v}
 
         def link(**changes: Any) -> str:
             params = {**base, **{k: v for k, v in changes.items()}}
@@ -118,7 +131,8 @@ def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
         return render(request, "factors.html", {
             "result": result, "tags": tags, "marks": marks, "q": q, "source": source, "tag": tag, "mark": mark,
             "sort": sort, "desc": desc, "sources": all_sources, "all_tags": all_tags, "link": link, "last": last,
-            "sorts": list(lib.FACTOR_SORTS)})
+            "sorts": [*lib.FACTOR_SORTS, "metric"], "metric": metric, "metric_keys": metric_keys, "min": min,
+            "max": max})
 
     @app.get("/factors/{name:path}", response_class=HTMLResponse)
     def factor(request: Request, name: str) -> HTMLResponse:
