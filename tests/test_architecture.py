@@ -17,6 +17,8 @@ ALLOWED: dict[str, set[str]] = {
     "rdagent_trace": {"contracts"},
     "ingest": {"registry", "rdagent_trace", "contracts", "config"},
     "engine": {"contracts"},
+    "catalog": {"registry", "contracts", "config"},
+    "api": {"catalog", "registry", "contracts", "config"},
     # the platform side knows the producer only over HTTP: never registry, ingest, api or catalog
     "consumer": {"contracts", "config"},
     "ui": {"consumer", "contracts", "config"},

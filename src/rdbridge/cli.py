@@ -169,6 +169,11 @@ def ui(
 
 def _mount_optional() -> None:
     """Sub-apps of other layers; each is optional so a partial install still has a working CLI."""
+    from rdbridge.api.cli import serve_command
+    from rdbridge.catalog.cli import catalog_app
+
+    app.command("serve")(serve_command)
+    app.add_typer(catalog_app, name="catalog", help="Export the catalogs or print their JSON Schemas.")
     try:
         from rdbridge.engine.cli import engine_app
     except ImportError:

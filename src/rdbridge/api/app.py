@@ -1,0 +1,225 @@
+"""The FastAPI app: routes over the registry and the catalogs, all read-only, all answered with ETags.
+
+Routes are plain `def`s running sync SQLAlchemy Core queries in the thread pool, one read transaction each.
+Response models are declared for the OpenAPI document; bodies are serialized once by pydantic-core and returned
+as bytes (no second validation pass).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Connection, Engine
+from starlette.middleware.gzip import GZipMiddleware
+
+from rdbridge import __version__
+from rdbridge.api import queries
+from rdbridge.api.errors import ApiError, install_error_handlers
+from rdbridge.api.files import open_registered
+from rdbridge.api.guard import ReadOnlyGuard
+from rdbridge.api.responses import json_response, not_modified
+from rdbridge.api.settings import ApiSettings
+from rdbridge.catalog import alpha158_entries, factor_page, loop_page, model_page, strategy_page
+from rdbridge.catalog import factors as factor_cat
+from rdbridge.catalog import loops as loop_cat
+from rdbridge.catalog import models as model_cat
+from rdbridge.catalog import strategies as strategy_cat
+from rdbridge.catalog.paging import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    CursorError,
+    Filters,
+    PageRequest,
+    decode_cursor,
+    encode_cursor,
+)
+from rdbridge.contracts.api import (
+    ErrorBody,
+    FactorRecord,
+    Health,
+    LoopArtifacts,
+    LoopDetail,
+    LoopOut,
+    Page,
+    TaskRunOut,
+    WorkspaceOut,
+)
+from rdbridge.contracts.catalog import Alpha158Entry, FactorEntry, LoopEntry, ModelEntry, StrategyEntry
+from rdbridge.registry import current_revision, make_engine
+
+Pager = Callable[[Connection, Filters, PageRequest], tuple[list[Any], list[Any] | None]]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 404, 405, 500)
+}
+
+
+class ListArgs:
+    """The query parameters every list accepts; each list documents which filters it applies."""
+
+    def __init__(
+        self,
+        limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page."),
+        cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+        source: str | None = Query(None, description="Factor origin: alpha158, package, rdagent."),
+        tag: str | None = Query(None, description="Factor tag (e.g. accepted, rejected, kbar, volume)."),
+        action: str | None = Query(None, description="Loop action: factor, model, quant."),
+        status: str | None = Query(None, description="Run or loop status."),
+        has_result: bool | None = Query(None, description="Loops with (true) or without (false) backtest metrics."),
+        materialization_status: str | None = Query(None, description="pending, running, done, failed."),
+        task_run_id: str | None = Query(None, description="Only this task run."),
+        kind: str | None = Query(None, description="Workspace kind: factor, model, experiment, unknown."),
+        q: str | None = Query(None, max_length=200, description="Case-insensitive text search."),
+        updated_since: datetime | None = Query(None, description="Only items updated at or after (ISO-8601 with "
+                                               "zone) - for incremental sync."),
+    ) -> None:
+        if updated_since is not None and updated_since.utcoffset() is None:
+            raise ApiError(400, "bad_request", "updated_since needs a time zone (e.g. 2025-01-01T00:00:00Z)")
+        self.limit, self.cursor = limit, cursor
+        self.filters = Filters(source=source, tag=tag, action=action, status=status, has_result=has_result,
+                               materialization_status=materialization_status, task_run_id=task_run_id, kind=kind,
+                               q=q or None, updated_since=updated_since)
+
+    def page(self, scope: str, types: tuple[type, ...]) -> PageRequest:
+        try:
+            after = decode_cursor(scope, self.cursor, types) if self.cursor else None
+        except CursorError as exc:
+            raise ApiError(400, "bad_cursor", str(exc)) from None
+        return PageRequest(limit=self.limit, after=after)
+
+
+def create_app(settings: ApiSettings | None = None, engine: Engine | None = None) -> FastAPI:
+    """The API over the registry at `settings.db_url` (or `engine`)."""
+    settings = settings or ApiSettings.from_env()
+    engine = engine or make_engine(settings.db_url)
+    store_root = settings.store_root()
+    app = FastAPI(title="rdbridge Results API", version=__version__, openapi_url=None, docs_url=None,
+                  redoc_url=None, responses=_ERRORS,
+                  description="Read-only API over the rdbridge registry: runs, loops, artifacts, factors, catalogs.")
+    install_error_handlers(app)
+    app.state.engine = engine
+
+    def _list(request: Request, args: ListArgs, scope: str, types: tuple[type, ...], pager: Pager,
+              item: Any) -> Response:
+        page = args.page(scope, types)
+        with engine.connect() as conn:
+            items, last = pager(conn, args.filters, page)
+        doc = Page[item](items=items, limit=args.limit,  # type: ignore[valid-type]
+                         next_cursor=encode_cursor(scope, last) if last is not None else None)
+        return json_response(request, doc)
+
+    @app.get("/health", response_model=Health, tags=["meta"])
+    def health(request: Request) -> Response:
+        """Liveness and the registry's schema revision (open even when a token is set)."""
+        rev = current_revision(engine)
+        return json_response(request, Health(ok=True, version=__version__, database=engine.dialect.name,
+                                             schema_revision=rev))
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(request: Request) -> Response:
+        return json_response(request, app.openapi(), model=dict[str, Any])
+
+    @app.get("/task_runs", response_model=Page[TaskRunOut], tags=["registry"])
+    def task_runs(request: Request, args: ListArgs = Depends()) -> Response:
+        """RD-Agent runs by id. Filters: status, q (id, scenario), updated_since."""
+        return _list(request, args, "task_runs", (str,), queries.task_runs, TaskRunOut)
+
+    @app.get("/loops", response_model=Page[LoopOut], tags=["registry"])
+    def loops(request: Request, args: ListArgs = Depends()) -> Response:
+        """Loops in registry order. Filters: action, status, has_result, materialization_status, task_run_id,
+        q (experiment id, hypothesis), updated_since."""
+        return _list(request, args, "loops", (int,), queries.loops, LoopOut)
+
+    @app.get("/workspaces", response_model=Page[WorkspaceOut], tags=["registry"])
+    def workspaces(request: Request, args: ListArgs = Depends()) -> Response:
+        """Workspaces by id (no server paths). Filters: task_run_id, kind, updated_since."""
+        return _list(request, args, "workspaces", (str,), queries.workspaces, WorkspaceOut)
+
+    @app.get("/loops/{task_run_id}/{loop_id}", response_model=LoopDetail, tags=["registry"])
+    def loop(request: Request, task_run_id: str, loop_id: int = Path(ge=0)) -> Response:
+        """One loop: hypothesis, feedback, metrics, tasks, factor ids."""
+        with engine.connect() as conn:
+            doc = queries.loop_detail(conn, task_run_id, loop_id)
+        if doc is None:
+            raise ApiError(404, "not_found", f"no loop {loop_id} in task run {task_run_id!r}")
+        return json_response(request, doc)
+
+    @app.get("/loops/{task_run_id}/{loop_id}/artifacts", response_model=LoopArtifacts, tags=["registry"])
+    def loop_artifacts(request: Request, task_run_id: str, loop_id: int = Path(ge=0)) -> Response:
+        """The loop's artifacts; each file with size, sha256 and its download URL (by file id)."""
+        with engine.connect() as conn:
+            doc = queries.loop_artifacts(conn, task_run_id, loop_id)
+        if doc is None:
+            raise ApiError(404, "not_found", f"no loop {loop_id} in task run {task_run_id!r}")
+        return json_response(request, doc)
+
+    @app.get("/files/{file_id:int}", tags=["registry"], response_class=Response,
+             responses={200: {"content": {"application/octet-stream": {}}}, 403: {"model": ErrorBody},
+                        409: {"model": ErrorBody}})
+    def download(request: Request, file_id: int = Path(ge=1)) -> Response:
+        """The bytes of one registered artifact file (checked against its registered size and sha256)."""
+        with engine.connect() as conn:
+            meta = queries.registered_file(conn, file_id)
+        if meta is None:
+            raise ApiError(404, "not_found", f"no artifact file {file_id}")
+        opened = open_registered(file_id, meta, store_root)
+        headers = {"ETag": f'"{opened.sha256}"', "Cache-Control": "no-cache",
+                   "Content-Disposition": f"attachment; filename*=UTF-8''{quote(opened.filename)}",
+                   "X-Content-Type-Options": "nosniff"}
+        if not_modified(request, headers["ETag"]):
+            opened.close()
+            return Response(status_code=304, headers=headers)
+        if opened.body is not None:
+            opened.close()
+            return Response(opened.body, media_type=opened.mime_type, headers=headers)
+        headers["Content-Length"] = str(opened.size)
+        return StreamingResponse(opened.chunks(), media_type=opened.mime_type, headers=headers)
+
+    @app.get("/factors/{name:path}", response_model=FactorRecord, tags=["factors"])
+    def factor(request: Request, name: str) -> Response:
+        """Everything known under one factor name (URL-encode it: names are unicode text, `/` allowed)."""
+        with engine.connect() as conn:
+            doc = queries.factor_record(conn, name)
+        if doc is None:
+            raise ApiError(404, "not_found", "no factor of that name")
+        return json_response(request, doc)
+
+    @app.get("/alpha158/meta", response_model=list[Alpha158Entry], tags=["factors"])
+    def alpha158_meta(request: Request) -> Response:
+        """All 158 Alpha158 factors: name, expression, group, window, description, package pointer."""
+        return json_response(request, list(alpha158_entries()), model=list[Alpha158Entry])
+
+    @app.get("/catalog/factors", response_model=Page[FactorEntry], tags=["catalog"])
+    def catalog_factors(request: Request, args: ListArgs = Depends()) -> Response:
+        """Alpha158, then RD-Agent factors. Filters: source, tag, action, has_result, q, updated_since."""
+        return _list(request, args, factor_cat.SCOPE, factor_cat.CURSOR_TYPES, factor_page, FactorEntry)
+
+    @app.get("/catalog/loops", response_model=Page[LoopEntry], tags=["catalog"])
+    def catalog_loops(request: Request, args: ListArgs = Depends()) -> Response:
+        """Loops with key metrics, decision, materialization state and artifacts. Filters as /loops."""
+        return _list(request, args, loop_cat.SCOPE, loop_cat.CURSOR_TYPES, loop_page, LoopEntry)
+
+    @app.get("/catalog/strategies", response_model=Page[StrategyEntry], tags=["catalog"])
+    def catalog_strategies(request: Request, args: ListArgs = Depends()) -> Response:
+        """Distinct strategy configurations. Filters: task_run_id, has_result, q (config file name), updated_since."""
+        return _list(request, args, strategy_cat.SCOPE, strategy_cat.CURSOR_TYPES, strategy_page, StrategyEntry)
+
+    @app.get("/catalog/models", response_model=Page[ModelEntry], tags=["catalog"])
+    def catalog_models(request: Request, args: ListArgs = Depends()) -> Response:
+        """Model tasks with loop metrics. Filters: has_result, task_run_id, q, updated_since."""
+        return _list(request, args, model_cat.SCOPE, model_cat.CURSOR_TYPES, model_page, ModelEntry)
+
+    app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=5)
+    app.add_middleware(ReadOnlyGuard, token=settings.token)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings from the environment `rdbridge serve` prepared."""
+    return create_app(ApiSettings.from_env())
+
+
