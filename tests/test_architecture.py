@@ -21,6 +21,9 @@ ALLOWED: dict[str, set[str]] = {
     "factorlib": {"registry", "contracts", "config"},
     "catalog": {"registry", "contracts", "config"},
     "api": {"catalog", "registry", "contracts", "config"},
+    # the platform side knows the producer only over HTTP: never registry, ingest, api or catalog
+    "consumer": {"contracts", "config"},
+    "ui": {"consumer", "contracts", "config"},
 }
 
 

@@ -180,6 +180,32 @@ def materialize(
     raise typer.Exit(0 if report.ok else 1)
 
 
+@app.command()
+def sync(
+    api: str = typer.Option(..., "--api", help="Base URL of the Results API (rdbridge serve), e.g. http://127.0.0.1:8765."),
+    db: str | None = typer.Option(None, "--db", help="Platform database URL (default: $RDBRIDGE_HOME/platform.sqlite)."),
+    token: str | None = typer.Option(None, "--token", help="Bearer token of the API (default: $RDBRIDGE_API_TOKEN)."),
+    every: str | None = typer.Option(None, "--every", help="Repeat every interval (30s, 10m, 1h) until interrupted."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Pull the Results API into the platform library (full first, then incremental; resumable)."""
+    from rdbridge.consumer.cli import run_sync_command
+
+    run_sync_command(api, db, token, every, as_json)
+
+
+@app.command()
+def ui(
+    db: str | None = typer.Option(None, "--db", help="Platform database URL (default: $RDBRIDGE_HOME/platform.sqlite)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (loopback by default)."),
+    port: int = typer.Option(8766, "--port", help="Port to listen on."),
+) -> None:
+    """Serve the platform web UI over the synced library."""
+    from rdbridge.ui.cli import run_ui_command
+
+    run_ui_command(db, host, port)
+
+
 def _mount_optional() -> None:
     """Sub-apps of other layers; each is optional so a partial install still has a working CLI."""
     from rdbridge.api.cli import serve_command
