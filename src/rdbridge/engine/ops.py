@@ -379,6 +379,13 @@ class _Extreme(_Arith):
         a, b = num(ins[0], t), num(ins[1], t)
         if t == BOOL:
             return (a | b) if isinstance(self, Greater) else (a & b)
+        if any(object_valued(v.key) for v in ins):
+            # numpy's object loop (Qlib's Ref of a condition is a pandas object column): ``a if a >= b else b``
+            # (``<=`` for Less), so a NaN on either side gives b, where the float loop lets NaN win
+            a, b = a.fill_null(NAN), b.fill_null(NAN)  # a shift's missing rows: NaN, as in pandas
+            ordered = (a >= b) if isinstance(self, Greater) else (a <= b)
+            keep_a = ordered & ~a.is_nan() & ~b.is_nan()  # Polars orders NaN above all; Python's compare is False
+            return pl.when(ctx.pad).then(None).when(keep_a).then(a).otherwise(b)
         chain = None
         na, nb = nan_of(ins[0]), nan_of(ins[1])
         for cond, val in ((na, a), (nb, b)):
@@ -467,6 +474,20 @@ def shifted_condition(node: object) -> bool:
     while isinstance(node, Call) and node.op == "Ref":
         node = node.args[0]
     return isinstance(node, Call) and node.op in LOGIC_OPS
+
+
+def object_valued(node: object) -> bool:
+    """Whether Qlib computes ``node`` as a pandas object column: a shifted condition, and what ``Abs``, ``Ref`` and
+    arithmetic make of one (object arrays stay object in numpy). Only ``Greater``/``Less`` differ on them here."""
+    from rdbridge.engine.ast import Call
+
+    if not isinstance(node, Call):
+        return False
+    if node.op == "Ref":
+        return shifted_condition(node) or object_valued(node.args[0])
+    if node.op in ("Abs", "Add", "Sub", "Mul", "Div", "Power", "Greater", "Less"):
+        return any(object_valued(a) for a in node.args)
+    return False
 
 
 def _as_bool(v: Value, op: str) -> pl.Expr:
