@@ -412,13 +412,13 @@ def rolling_central_moments(x: np.ndarray, window: int, first_real: np.ndarray, 
         c = m3 / cnt
         if kind == "skew":
             val = (np.sqrt(cnt * (cnt - 1.0)) * c) / ((cnt - 2.0) * b * np.sqrt(b))
-            out = np.where(flat, 0.0, np.where(b <= 1e-14, np.nan, val))
+            out = np.where(flat | (b <= 1e-14), np.nan, val)  # pandas 3: NaN for a constant window
             out[cnt < 3] = np.nan
         else:
             d4 = m4 / cnt
             k = (cnt * cnt - 1.0) * d4 / (b * b) - 3.0 * (cnt - 1.0) ** 2
             val = k / ((cnt - 2.0) * (cnt - 3.0))
-            out = np.where(flat, -3.0, np.where(b <= 1e-14, np.nan, val))
+            out = np.where(flat | (b <= 1e-14), np.nan, val)
             out[cnt < 4] = np.nan
     return out
 

@@ -342,6 +342,22 @@ class Div(_Arith):
         t = promote(ins[0], ins[1])
         return F64 if t == BOOL else t
 
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        t = self.dtype(ins)
+        if ins[1].expr is not None or ins[0].expr is None:
+            return super().compile(ctx, ins, params)
+        # Polars divides by a number as a product with its reciprocal, an ulp off numpy's division in 1 value of 5
+        # (float32: enough to move Rsquare of a short window by 1e-4); numpy divides, as Qlib does
+        x, c = num(ins[0], t), ins[1].const
+        np_t = np.float32 if t == F32 else np.float64
+        divided = x.map_batches(lambda s: _np_div(s, c, np_t), return_dtype=PL_DTYPE[t])
+        return pl.when(x.is_null()).then(None).otherwise(divided)
+
+
+def _np_div(s: pl.Series, c: int | float, np_t: type) -> pl.Series:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pl.Series(s.name, np.divide(filled(s).astype(np_t, copy=False), np_t(c)), dtype=s.dtype)
+
 
 class Power(_Arith):
     name = "Power"
@@ -363,6 +379,13 @@ class _Extreme(_Arith):
         a, b = num(ins[0], t), num(ins[1], t)
         if t == BOOL:
             return (a | b) if isinstance(self, Greater) else (a & b)
+        if any(object_valued(v.key) for v in ins):
+            # numpy's object loop (Qlib's Ref of a condition is a pandas object column): ``a if a >= b else b``
+            # (``<=`` for Less), so a NaN on either side gives b, where the float loop lets NaN win
+            a, b = a.fill_null(NAN), b.fill_null(NAN)  # a shift's missing rows: NaN, as in pandas
+            ordered = (a >= b) if isinstance(self, Greater) else (a <= b)
+            keep_a = ordered & ~a.is_nan() & ~b.is_nan()  # Polars orders NaN above all; Python's compare is False
+            return pl.when(ctx.pad).then(None).when(keep_a).then(a).otherwise(b)
         chain = None
         na, nb = nan_of(ins[0]), nan_of(ins[1])
         for cond, val in ((na, a), (nb, b)):
@@ -440,12 +463,42 @@ class Ne(_Compare):
     nan_result = True
 
 
+LOGIC_OPS = frozenset({"Gt", "Ge", "Lt", "Le", "Eq", "Ne", "And", "Or", "Not"})
+
+
+def shifted_condition(node: object) -> bool:
+    """``Ref(condition, N)``: in Qlib a pandas object column of True/False/NaN, which ``&`` and ``|`` take as a
+    condition (NaN as False), where they refuse a float column."""
+    from rdbridge.engine.ast import Call
+
+    while isinstance(node, Call) and node.op == "Ref":
+        node = node.args[0]
+    return isinstance(node, Call) and node.op in LOGIC_OPS
+
+
+def object_valued(node: object) -> bool:
+    """Whether Qlib computes ``node`` as a pandas object column: a shifted condition, and what ``Abs``, ``Ref`` and
+    arithmetic make of one (object arrays stay object in numpy). Only ``Greater``/``Less`` differ on them here."""
+    from rdbridge.engine.ast import Call
+
+    if not isinstance(node, Call):
+        return False
+    if node.op == "Ref":
+        return shifted_condition(node) or object_valued(node.args[0])
+    if node.op in ("Abs", "Add", "Sub", "Mul", "Div", "Power", "Greater", "Less"):
+        return any(object_valued(a) for a in node.args)
+    return False
+
+
 def _as_bool(v: Value, op: str) -> pl.Expr:
     if v.expr is None:
         return pl.lit(bool(v.const))
-    if v.dtype != BOOL:
-        raise CompileError(f"{op} takes conditions (comparisons), got a number-valued expression")
-    return v.expr
+    if v.dtype == BOOL:
+        return v.expr
+    if shifted_condition(v.key):
+        return v.expr.fill_nan(0.0) != 0  # pad rows stay null
+    raise CompileError(f"{op} takes conditions (comparisons), got a number-valued expression (Qlib refuses "
+                       "`&` / `|` of float columns too)")
 
 
 class And(Op):
@@ -453,19 +506,31 @@ class And(Op):
     n_args = 2
     accepts_const = True
     masks_pads = True
+    bitwise: ClassVar[Callable[[pl.Expr, pl.Expr], pl.Expr]] = staticmethod(lambda a, b: a & b)
 
     def dtype(self, ins: list[Value]) -> str:
-        return BOOL
+        return F64 if self._int_const(ins) is not None else BOOL
+
+    @staticmethod
+    def _int_const(ins: list[Value]) -> int | None:
+        """numpy's ``condition & 2`` is bitwise on 0/1 (an integer column, 0 here): an integer operand."""
+        for a, b in ((ins[0], ins[1]), (ins[1], ins[0])):
+            if a.expr is None and isinstance(a.const, int) and not isinstance(a.const, bool) and b.expr is not None:
+                return a.const
+        return None
 
     def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
-        return _as_bool(ins[0], "And") & _as_bool(ins[1], "And")
+        c = self._int_const(ins)
+        if c is not None:
+            other = ins[1] if ins[0].expr is None else ins[0]
+            bits = _as_bool(other, self.name).cast(pl.Int64)
+            return type(self).bitwise(bits, pl.lit(c, dtype=pl.Int64)).cast(pl.Float64)
+        return type(self).bitwise(_as_bool(ins[0], self.name), _as_bool(ins[1], self.name))
 
 
 class Or(And):
     name = "Or"
-
-    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
-        return _as_bool(ins[0], "Or") | _as_bool(ins[1], "Or")
+    bitwise = staticmethod(lambda a, b: a | b)
 
 
 class Not(Op):
@@ -475,6 +540,8 @@ class Not(Op):
         return BOOL
 
     def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        if ins[0].expr is not None and ins[0].dtype != BOOL:
+            raise CompileError("Not takes a condition (Qlib's ~ refuses numbers)")
         return ~_as_bool(ins[0], "Not")
 
 
@@ -570,13 +637,17 @@ class Delta(Ref):
     params = ("window",)
 
     def dtype(self, ins: list[Value]) -> str:
-        if ins[0].dtype == BOOL:
-            raise CompileError("Delta of a condition is undefined (numpy cannot subtract booleans)")
-        return ins[0].dtype
+        return F64 if ins[0].dtype == BOOL else ins[0].dtype  # a condition minus its shifted copy: 0/1 numbers
+
+    def check_bool(self, ins: list[Value], n: int) -> None:
+        if ins[0].dtype == BOOL and n == 0:
+            raise CompileError("Delta(condition, 0) is undefined: it subtracts two boolean columns, which numpy "
+                               "refuses (Qlib raises too); use Delta(If(condition, 1, 0), 0)")
 
     def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
-        x = ins[0].expr
         n = int(params[0])
+        self.check_bool(ins, n)
+        x = num(ins[0], self.dtype(ins))
         return ctx.finish(x - (_first_value(ctx, x) if n == 0 else x.shift(n)))
 
 
@@ -840,8 +911,8 @@ class Rank(Rolling):
 
 
 class _Moment(Rolling):
-    """Bias-corrected skewness / excess kurtosis as pandas computes them (NaN under 3 / 4 values, 0 / -3 when every
-    value in the window is equal, NaN when the variance is <= 1e-14)."""
+    """Bias-corrected skewness / excess kurtosis as pandas 3 computes them (NaN under 3 / 4 values, when every value
+    in the window is equal, and when the variance is <= 1e-14)."""
 
     kind: ClassVar[str]
     kernel_column = True
@@ -859,11 +930,21 @@ class Skew(_Moment):
     min_window = 3
     kind = "skew"
 
+    def check(self, params: tuple[int | float, ...]) -> str | None:
+        if params[0] != 0 and params[0] < 3:  # Qlib's limit and words
+            return "The rolling window size of Skewness operation should >= 3"
+        return super().check(params)
+
 
 class Kurt(_Moment):
     name = "Kurt"
     min_window = 4
     kind = "kurt"
+
+    def check(self, params: tuple[int | float, ...]) -> str | None:
+        if params[0] != 0 and params[0] < 4:  # Qlib accepts 4 and refuses below, with these words (it says 5)
+            return "The rolling window size of Kurtosis operation should >= 5"
+        return super().check(params)
 
 
 class WMA(Rolling):

@@ -40,8 +40,8 @@ def _corr(n: float, sx: float, sy: float, sxy: float, sxx: float, syy: float) ->
     cov = sxy / n - mx * my
     vx = sxx / n - mx * mx
     vy = syy / n - my * my
-    vx = vx if vx > 0.0 else 0.0
-    vy = vy if vy > 0.0 else 0.0
+    if vx <= 0.0 or vy <= 0.0:  # a constant input over the pair's rows: undefined, NaN as pandas (never ±inf)
+        return np.nan
     return cov / np.sqrt(vx * vy)
 
 
@@ -56,6 +56,8 @@ def _regression(cnt: float, sk: float, sk2: float, sy: float, sky: float, syy: f
     xy = sky - c * sy
     num = cnt * xy - x * sy
     sxx = cnt * x2 - x * x
+    if sxx == 0.0:  # one value (window 1): Qlib's exact sums give 0 / 0; ours, shifted, a rounding-level ±inf
+        return np.nan, np.nan, np.nan
     slope = num / sxx
     resi = y - (slope * (k - c) + (sy / cnt - slope * (x / cnt)))
     r = num / np.sqrt(sxx * (cnt * syy - sy * sy))
