@@ -228,7 +228,7 @@ def _promote_locked(engine, path: Path, loops, names, after_promotion, limits) -
                     row.promotion_status, row.promotion_error = "refused", o.reason
     if after_promotion is not None and touched:
         after_promotion(sorted(touched))
-    return PromotionReport(ok=True, package_path=str(path), version_before=version_before,
+    return PromotionReport(ok=not any(o.status == "refused" for o in outcomes), package_path=str(path), version_before=version_before,
                            version_after=version_after, snapshot_sha256=snapshot_sha, factors=outcomes)
 
 
