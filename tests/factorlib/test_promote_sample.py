@@ -87,3 +87,21 @@ def test_snapshot_is_content_addressed_and_reproducible(promoted: dict) -> None:
     assert sha in rel and pkg.snapshot_bytes(package) == data
     assert "factor_momentum_vol_adj_10d" in pkg.snapshot_member(data, "rd_factors_lib/generated.py")
     assert pkg.snapshot_member(data, "rd_factors_lib/VERSION").strip() == "0.1.1"
+
+
+def test_hand_edited_package_is_refused(promoted: dict) -> None:
+    url, package = promoted["url"], promoted["package"]
+    gen = package / "rd_factors_lib" / "generated.py"
+    before = gen.read_bytes()
+    gen.write_bytes(before + b"\n# edited by hand\n")
+    try:
+        with pytest.raises(pkg.PackageError, match="differs from the recorded snapshot of version 0.1.1"):
+            promote(url, package)
+    finally:
+        gen.write_bytes(before)
+
+
+def test_template_generated_py_is_the_scaffold_header() -> None:
+    from .promotion_support import REPO
+
+    assert (REPO / "factors-lib" / "rd_factors_lib" / "generated.py").read_text(encoding="utf-8") == pkg.GENERATED_HEADER

@@ -112,3 +112,20 @@ def test_unsafe_factor_is_refused_and_nothing_is_written(
         assert row.impl_func is None and row.impl_version is None
     engine.dispose()
     assert not Path("/tmp/pwned").exists()
+
+
+def test_cli_exits_1_and_names_the_reason_when_a_factor_is_refused(tmp_path: Path) -> None:
+    from .promotion_support import run_cli
+
+    _, url = ingested(SAMPLE, tmp_path / "t")
+    exp, ws = _accepted_factor_workspace(url)
+    (ws / "factor.py").write_text(STATIC["eval"][0], encoding="utf-8")  # not what the registry ingested
+    res = run_cli("factorlib", "promote", "--db", url, "--package", str(pkg.init_package(tmp_path / "p")), "--json",
+                  home=tmp_path / "home")
+    assert res.returncode == 1, res.stderr
+    import json
+
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is False and doc["version_after"] == "0.1.0"
+    assert any(f["status"] == "refused" and "no longer matches the code the registry ingested" in f["reason"]
+               for f in doc["factors"] if f["experiment_id"] == exp)

@@ -4,7 +4,6 @@ name `动量_5日` gets a stable sanitized function name."""
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 import zipfile
@@ -14,6 +13,7 @@ import pytest
 
 from rdbridge.factorlib import package as pkg
 from rdbridge.factorlib.names import function_name, short_hash
+from rdbridge.factorlib.versions import bundle
 
 from .promotion_support import HARD, ingested, run_cli
 
@@ -52,14 +52,19 @@ def test_reused_name_with_new_code_is_a_new_version(history: dict) -> None:
     assert len({r["sha256"] for r in rows.values()}) == 3
 
 
-def test_old_bundle_keeps_old_code_and_show_prints_each_version(history: dict, tmp_path: Path) -> None:
+def test_old_bundle_keeps_old_code_and_show_prints_each_version(
+    history: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home, url = history["home"], history["url"]
-    for version, present, absent in (("0.1.1", OLD_LINE, NEW_LINE), ("0.1.2", NEW_LINE, OLD_LINE)):
-        out = tmp_path / f"rd_factors_lib-{version}.tar.gz"
-        res = run_cli("factorlib", "bundle", "--version", version, "--format", "tar.gz", "--out", str(out),
-                      "--db", url, home=home)
-        assert res.returncode == 0, res.stderr
-        with tarfile.open(out, "r:gz") as tar:
+    monkeypatch.setenv("RDBRIDGE_HOME", str(home))  # the artifact store the CLI runs wrote to
+    old = tmp_path / "rd_factors_lib-0.1.1.tar.gz"
+    res = run_cli("factorlib", "bundle", "--version", "0.1.1", "--format", "tar.gz", "--out", str(old), "--db", url,
+                  home=home)
+    assert res.returncode == 0, res.stderr
+    new = tmp_path / "rd_factors_lib-0.1.2.tar.gz"
+    bundle(url, "0.1.2", "tar.gz", new)
+    for version, archive, present, absent in (("0.1.1", old, OLD_LINE, NEW_LINE), ("0.1.2", new, NEW_LINE, OLD_LINE)):
+        with tarfile.open(archive, "r:gz") as tar:
             generated = tar.extractfile("rd_factors_lib/generated.py").read().decode()  # type: ignore[union-attr]
             assert tar.extractfile("rd_factors_lib/VERSION").read().decode().strip() == version  # type: ignore[union-attr]
         assert present in generated and absent not in generated
@@ -67,12 +72,11 @@ def test_old_bundle_keeps_old_code_and_show_prints_each_version(history: dict, t
         assert shown.returncode == 0, shown.stderr
         assert f"rd_factors_lib {version}" in shown.stdout and present in shown.stdout and absent not in shown.stdout
     zipped = tmp_path / "old.zip"
-    assert run_cli("factorlib", "bundle", "--version", "0.1.1", "--format", "zip", "--out", str(zipped), "--db", url,
-                   home=home).returncode == 0
+    bundle(url, "0.1.1", "zip", zipped)
     with zipfile.ZipFile(zipped) as z:
         assert OLD_LINE in z.read("rd_factors_lib/generated.py").decode()
-    missing = run_cli("factorlib", "bundle", "--version", "9.9.9", "--out", str(tmp_path / "x"), "--db", url, home=home)
-    assert missing.returncode == 2 and "9.9.9" in missing.stderr and "0.1.1" in missing.stderr
+    with pytest.raises(pkg.PackageError, match=r"no package version '9\.9\.9'.*0\.1\.1"):
+        bundle(url, "9.9.9", "tar.gz", tmp_path / "x")
 
 
 def test_unicode_name_maps_to_a_stable_function(history: dict) -> None:

@@ -31,6 +31,7 @@ class PromotionReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ok: bool = True
+    """False when any factor was refused (the CLI then exits 1, as ingest does for loop errors)."""
     package_path: str
     version_before: str
     version_after: str

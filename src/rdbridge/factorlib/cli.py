@@ -57,11 +57,12 @@ def promote_cmd(
         _fail(str(exc), as_json)
     if as_json:
         typer.echo(report.model_dump_json())
-        return
+        raise typer.Exit(0 if report.ok else 1)
     typer.echo(f"rd_factors_lib {report.version_before} -> {report.version_after} ({report.package_path})")
     for f in report.factors:
         where = f" {f.impl_func} @ {f.impl_version}" if f.impl_func else ""
         typer.echo(f"  {f.status:10} {f.experiment_id}  {f.factor_name}{where}{'  ' + f.reason if f.reason else ''}")
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @factorlib_app.command("versions")

@@ -143,7 +143,13 @@ def _promote_locked(engine, path: Path, loops, names, after_promotion, limits) -
     functions = pkg.generated_functions(old_bytes.decode("utf-8"))
     version_before = pkg.read_version(path)
     with session_scope(engine, write=True) as s:
-        ensure_snapshot(s, path, [], [])
+        recorded = ensure_snapshot(s, path, [], [])
+        if recorded.sha256 != hashlib.sha256(pkg.snapshot_bytes(path)).hexdigest():
+            raise pkg.PackageError(
+                f"the package at {path} differs from the recorded snapshot of version {version_before} "
+                f"({recorded.package_path}): it was edited by hand, or this registry belongs to another package; "
+                "restore it with `factorlib bundle --version` or use a fresh registry"
+            )
         candidates = _candidates(s, loops, names)
     outcomes: list[FactorOutcome] = []
     staged: dict[str, tuple[str, str]] = dict(functions)
@@ -222,7 +228,7 @@ def _promote_locked(engine, path: Path, loops, names, after_promotion, limits) -
                     row.promotion_status, row.promotion_error = "refused", o.reason
     if after_promotion is not None and touched:
         after_promotion(sorted(touched))
-    return PromotionReport(ok=True, package_path=str(path), version_before=version_before,
+    return PromotionReport(ok=not any(o.status == "refused" for o in outcomes), package_path=str(path), version_before=version_before,
                            version_after=version_after, snapshot_sha256=snapshot_sha, factors=outcomes)
 
 
