@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("--factors", type=int, default=10_000)
     ap.add_argument("--loops", type=int, default=2_000)
     ap.add_argument("--platform-db", default=None, help="platform DB URL (default: a SQLite file in the work dir)")
-    ap.add_argument("--api-workers", type=int, default=2, help="rdbridge serve --workers (one per core here)")
+    ap.add_argument("--api-workers", type=int, default=1, help="rdbridge serve --workers (its default: 1)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     args = ap.parse_args()
 
