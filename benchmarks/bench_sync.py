@@ -104,6 +104,7 @@ def main() -> None:
     ap.add_argument("--factors", type=int, default=10_000)
     ap.add_argument("--loops", type=int, default=2_000)
     ap.add_argument("--platform-db", default=None, help="platform DB URL (default: a SQLite file in the work dir)")
+    ap.add_argument("--api-workers", type=int, default=1, help="rdbridge serve --workers (its default: 1)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir")
     args = ap.parse_args()
 
@@ -118,7 +119,7 @@ def main() -> None:
         build_registry(registry, home / "artifacts", args.factors, args.loops)
         print(f"registry built: {args.factors} factors, {args.loops} loops in {time.perf_counter() - t:.1f} s")
         os.environ.pop("RDBRIDGE_API_TOKEN", None)
-        api = start_serve(home, registry, None)
+        api = start_serve(home, registry, None, workers=args.api_workers)
         platform = args.platform_db or f"sqlite:///{work / 'platform' / 'platform.sqlite'}"
         try:
             print("| sync | seconds (pull / loops+files / apply) | rows written | rows/s | files downloaded |")

@@ -54,13 +54,13 @@ class Proc:
         self._fh.close()
 
 
-def start_serve(home: Path, db_url: str, token: str | None) -> Proc:
+def start_serve(home: Path, db_url: str, token: str | None, workers: int = 1) -> Proc:
     port = free_port()
     env = dict(os.environ, RDBRIDGE_HOME=str(home))
     env.pop("RDBRIDGE_API_TOKEN", None)
     if token:
         env["RDBRIDGE_API_TOKEN"] = token
-    proc = Proc(["serve", "--host", "127.0.0.1", "--port", str(port), "--db", db_url], env,
+    proc = Proc(["serve", "--host", "127.0.0.1", "--port", str(port), "--db", db_url, "--workers", str(workers)], env,
                 f"http://127.0.0.1:{port}", home / f"serve-{port}.log")
     proc.wait_ready("/health")
     return proc

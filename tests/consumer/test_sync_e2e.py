@@ -131,12 +131,17 @@ def test_killed_sync_leaves_library_intact_and_resumes(producer: Producer, tmp_p
     url = f"sqlite:///{tmp_path / 'p.sqlite'}"
     home = tmp_path / "home"
     env = dict(os.environ, RDBRIDGE_HOME=str(home), RDBRIDGE_PLATFORM_DB=url, RDBRIDGE_API_TOKEN=TOKEN)
-    with Proxy(producer.url, file_delay=0.4) as proxy:
+    store = tmp_path / "p_files" / "sha256"  # the store beside the database
+
+    def kept() -> list[Path]:
+        return [p for p in store.rglob("*") if p.is_file()] if store.exists() else []
+
+    with Proxy(producer.url, file_delay=1.0) as proxy:  # ~40 files on 8 threads: a window of several seconds
         proc = subprocess.Popen([sys.executable, "-m", "rdbridge.cli", "sync", "--api", proxy.url, "--json"],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 180
-        while proxy.files_served < 3 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
+        while not kept() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
         assert proc.poll() is None, "the sync finished before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -145,11 +150,11 @@ def test_killed_sync_leaves_library_intact_and_resumes(producer: Producer, tmp_p
         assert s.scalar(select(func.count()).select_from(LibFactor)) == 0
         assert s.scalar(select(func.count()).select_from(SyncRun)) == 0
     engine.dispose()
-    kept = [p for p in (tmp_path / "p_files" / "sha256").rglob("*") if p.is_file()]  # store beside the database
-    assert kept, "verified files downloaded before the kill stay in the store"
+    n_kept = len(kept())
+    assert n_kept >= 1, "verified files downloaded before the kill stay in the store"
     out = subprocess.run([sys.executable, "-m", "rdbridge.cli", "sync", "--api", producer.url, "--json"],
                          env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     report = SyncReport.model_validate(json.loads(out.stdout))
-    assert report.ok and report.full and report.files_reused >= 2
+    assert report.ok and report.full and report.files_reused >= n_kept
     assert report.kinds["factors"].created > 158

@@ -53,6 +53,8 @@ from rdbridge.contracts.catalog import Alpha158Entry, FactorEntry, LoopEntry, Mo
 from rdbridge.registry import current_revision, make_engine
 
 Pager = Callable[[Connection, Filters, PageRequest], tuple[list[Any], list[Any] | None]]
+MAX_ID = 2**31 - 1
+"""Largest loop / file id (the registry's INTEGER columns): larger ones are 400, not a database overflow."""
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 404, 405, 500)
 }
@@ -140,7 +142,7 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
         return _list(request, args, "workspaces", (str,), queries.workspaces, WorkspaceOut)
 
     @app.get("/loops/{task_run_id}/{loop_id}", response_model=LoopDetail, tags=["registry"])
-    def loop(request: Request, task_run_id: str, loop_id: int = Path(ge=0)) -> Response:
+    def loop(request: Request, task_run_id: str, loop_id: int = Path(ge=0, le=MAX_ID)) -> Response:
         """One loop: hypothesis, feedback, metrics, tasks, factor ids."""
         with engine.connect() as conn:
             doc = queries.loop_detail(conn, task_run_id, loop_id)
@@ -149,7 +151,7 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
         return json_response(request, doc)
 
     @app.get("/loops/{task_run_id}/{loop_id}/artifacts", response_model=LoopArtifacts, tags=["registry"])
-    def loop_artifacts(request: Request, task_run_id: str, loop_id: int = Path(ge=0)) -> Response:
+    def loop_artifacts(request: Request, task_run_id: str, loop_id: int = Path(ge=0, le=MAX_ID)) -> Response:
         """The loop's artifacts; each file with size, sha256 and its download URL (by file id)."""
         with engine.connect() as conn:
             doc = queries.loop_artifacts(conn, task_run_id, loop_id)
@@ -158,9 +160,9 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
         return json_response(request, doc)
 
     @app.get("/files/{file_id:int}", tags=["registry"], response_class=Response,
-             responses={200: {"content": {"application/octet-stream": {}}}, 403: {"model": ErrorBody},
+             responses={200: {"content": {"*/*": {}}, "description": "The file's bytes, as its registered media type"}, 403: {"model": ErrorBody},
                         409: {"model": ErrorBody}})
-    def download(request: Request, file_id: int = Path(ge=1)) -> Response:
+    def download(request: Request, file_id: int = Path(ge=1, le=MAX_ID)) -> Response:
         """The bytes of one registered artifact file (checked against its registered size and sha256)."""
         with engine.connect() as conn:
             meta = queries.registered_file(conn, file_id)

@@ -389,14 +389,13 @@ def _sync(api: ApiClient, engine: Engine, store: FileStore, started: datetime, t
                 s.execute(insert(table), ops["insert"])
             if changed:
                 s.execute(update(table), changed)
-        for exp, fetched in loop_fetches.items():
-            if fetched.detail is None and not fetched.files:
-                continue
-            s.execute(delete(LibArtifactFile).where(LibArtifactFile.experiment_id == exp))
-            if fetched.files:
-                s.execute(insert(LibArtifactFile), fetched.files)
-            if fetched.failed:
-                kinds["experiments"].failed += 1
+        refreshed = [exp for exp, f in loop_fetches.items() if f.detail is not None or f.files]
+        for i in range(0, len(refreshed), 500):
+            s.execute(delete(LibArtifactFile).where(LibArtifactFile.experiment_id.in_(refreshed[i:i + 500])))
+        file_rows = [row for exp in refreshed for row in loop_fetches[exp].files]
+        if file_rows:
+            s.execute(insert(LibArtifactFile), file_rows)
+        kinds["experiments"].failed += sum(1 for f in loop_fetches.values() if f.failed)
         _derive(s, store)
         stored = s.scalar(select(func.count()).select_from(LibArtifactFile).where(LibArtifactFile.status == "stored"))
         kinds["artifacts"].unchanged = max(0, (stored or 0) - kinds["artifacts"].created)
