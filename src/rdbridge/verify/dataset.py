@@ -28,7 +28,7 @@ class StandardSet:
 
 STANDARD_SETS: dict[str, StandardSet] = {
     "std-v1": StandardSet("std-v1", seed=20261202, instruments=48, days=260,
-                          sha256="830031ae42026c865ddbce0feb84e45f6f04742d8353cd122c42af433f9fb933"),
+                          sha256="1d1798c0e7e94f9603b566f4d51b62ff2bd6a036ba95e97c80030969ce208e30"),
 }
 DEFAULT_SET = "std-v1"
 
@@ -53,16 +53,36 @@ def _limit_moves(panel: pl.DataFrame, seed: int) -> pl.DataFrame:
     return panel.with_columns(*(pl.Series(k, v) for k, v in cols.items()))
 
 
+def _delistings(panel: pl.DataFrame, seed: int, count: int = 5) -> pl.DataFrame:
+    """``count`` more instruments delist part-way (rows after a trading day in the middle of the calendar dropped),
+    so windows near the end of a life and instruments missing from the last dates are exercised."""
+    rng = np.random.default_rng(seed + 2)
+    names = sorted(panel["instrument"].unique().to_list())
+    dates = np.sort(panel["datetime"].unique().to_numpy())
+    picked = rng.choice(len(names), size=min(count, len(names)), replace=False)
+    cuts = {names[i]: dates[int(rng.integers(len(dates) // 3, 2 * len(dates) // 3))] for i in picked}
+    keep = []
+    for inst, part in panel.group_by("instrument", maintain_order=True):
+        inst = inst[0]
+        if inst in cuts:
+            part = part.filter(pl.col("datetime") <= cuts[inst])
+            last_trading = part.filter(pl.col("close").is_not_nan())["datetime"].max()
+            part = part.filter(pl.col("datetime") <= last_trading)
+        keep.append(part)
+    return pl.concat(keep)
+
+
 def generate(name: str = DEFAULT_SET) -> pl.DataFrame:
     """The named standard panel (instrument, datetime, open..factor as Float32), from its seed.
 
-    Built on the engine's synthetic generator (late listings, delistings, suspended rows of NaN, adjustment-factor
+    Built on the engine's synthetic generator (late listings, delistings (plus five more here), suspended rows of NaN, adjustment-factor
     jumps applied to prices, 0.01 ticks) plus limit-up / limit-down days.
     """
     spec = STANDARD_SETS.get(name)
     if spec is None:
         raise DatasetError(f"unknown standard data set {name!r} (known: {', '.join(STANDARD_SETS)})")
     panel = make_panel(spec.instruments, spec.days, seed=spec.seed, late_listing_frac=0.3, suspension_frac=0.03)
+    panel = _delistings(panel, spec.seed)
     return _limit_moves(panel, spec.seed).sort(["instrument", "datetime"])
 
 
