@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     # the platform side knows the producer only over HTTP: never registry, ingest, api or catalog
     "consumer": {"contracts", "config"},
     "ui": {"consumer", "contracts", "config"},
+    "verify": {"engine", "consumer", "contracts", "config"},
 }
 
 

@@ -221,6 +221,9 @@ def _mount_optional() -> None:
     from rdbridge.factorlib.cli import factorlib_app
 
     app.add_typer(factorlib_app, name="factorlib", help="The shared factor package rd_factors_lib.")
+    from rdbridge.verify.cli import verify_app
+
+    app.add_typer(verify_app, name="verify", help="Verify platform factor implementations against rd_factors_lib.")
 
 
 _mount_optional()

@@ -16,9 +16,9 @@ def test_migrations_match_models_and_round_trip(platform_url: str) -> None:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE, "compare_type": True})
             assert compare_metadata(ctx, Base.metadata) == []
-            assert ctx.get_current_revision() == "p0001_initial"
+            assert ctx.get_current_revision() == "p0002_factor_verdicts"
         tables = set(inspect(engine).get_table_names())
-        assert {"lib_factors", "user_tags", "sync_cursors", VERSION_TABLE} <= tables
+        assert {"lib_factors", "user_tags", "sync_cursors", "factor_verdicts", VERSION_TABLE} <= tables
         assert "alembic_version" not in tables  # the registry's version table is not touched
         downgrade_platform_db(engine)
         assert set(inspect(engine).get_table_names()) <= {VERSION_TABLE}

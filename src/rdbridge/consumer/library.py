@@ -56,7 +56,7 @@ def _like(q: str) -> str:
 
 def list_factors(s: Session, *, q: str = "", source: str = "", tag: str = "", mark: str = "", sort: str = "name",
                  desc: bool = False, page: int = 1, per_page: int = 50, metric: str = "",
-                 metric_min: float | None = None, metric_max: float | None = None) -> FactorPage:
+                 metric_min: float | None = None, metric_max: float | None = None, verdict: str = "") -> FactorPage:
     """Library factors matching the filters, one page, in a stable order (sort key, then id).
 
     `metric` names a key of `best_metrics`: `metric_min` / `metric_max` bound it, and `sort="metric"` orders by it."""
@@ -79,6 +79,10 @@ def list_factors(s: Session, *, q: str = "", source: str = "", tag: str = "", ma
     if mark:
         stmt = stmt.where(LibFactor.name.in_(select(UserMark.target_key).where(
             UserMark.target_kind == "factor", UserMark.mark == mark)))
+    if verdict:  # verified / stale / failed: the newest verdict of `rdbridge verify`
+        from rdbridge.consumer.verdicts import names_with_status
+
+        stmt = stmt.where(LibFactor.name.in_(sorted(names_with_status(s, verdict))))
     total = s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     col: Any = value if sort == "metric" and value is not None else FACTOR_SORTS.get(sort, LibFactor.name)
     page = max(1, page)

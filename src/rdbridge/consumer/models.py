@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -187,3 +187,24 @@ class SyncRun(Base):
     finished_at_utc: Mapped[datetime] = mapped_column(Utc)
     ok: Mapped[bool] = mapped_column(Boolean)
     summary: Mapped[Any] = mapped_column(Json, nullable=True)
+
+
+class FactorVerdict(Base):
+    """One equivalence verification of a platform implementation against the reference at `impl_version`
+    (written by `rdbridge verify`; history kept, the newest per factor is the verdict shown)."""
+
+    __tablename__ = "factor_verdicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    factor_name: Mapped[str] = mapped_column(Text)
+    verified: Mapped[bool] = mapped_column(Boolean)
+    verified_at_utc: Mapped[datetime] = mapped_column(Utc)
+    impl_version: Mapped[str] = mapped_column(String(64))
+    dataset_name: Mapped[str] = mapped_column(String(255))
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    rtol: Mapped[float] = mapped_column(Float)
+    atol: Mapped[float] = mapped_column(Float)
+    candidate_kind: Mapped[str] = mapped_column(String(8))
+    candidate: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    report_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    __table_args__ = (Index("ix_factor_verdicts_factor_name", "factor_name", "verified_at_utc"),)

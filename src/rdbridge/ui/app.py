@@ -21,6 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rdbridge.consumer import library as lib
 from rdbridge.consumer.db import default_store_dir, init_platform_db, session_scope
 from rdbridge.consumer.filestore import FileStore
+from rdbridge.consumer.verdicts import STATUSES as VERDICT_STATUSES
+from rdbridge.consumer.verdicts import latest as latest_verdicts
 from rdbridge.ui import csrf
 from rdbridge.ui.render import as_json, num, pygments_css, python_html
 
@@ -111,16 +113,20 @@ def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
     @app.get("/factors", response_class=HTMLResponse)
     def factors(request: Request, q: str = "", source: str = "", tag: str = "", mark: str = "", sort: str = "name",
                 desc: bool = False, page: int = Query(1, ge=1, le=1_000_000), metric: str = "",
-                min: str = "", max: str = "") -> HTMLResponse:  # noqa: A002 - the query-string names
+                min: str = "", max: str = "", verdict: str = "") -> HTMLResponse:  # noqa: A002 - query names
         lo, hi = _number(min, "min"), _number(max, "max")
+        if verdict and verdict not in VERDICT_STATUSES:
+            raise HTTPException(400, f"verdict must be one of {', '.join(VERDICT_STATUSES)}")
         with session_scope(engine, write=False) as s:
             result = lib.list_factors(s, q=q, source=source, tag=tag, mark=mark, sort=sort, desc=desc, page=page,
-                                      per_page=PER_PAGE, metric=metric, metric_min=lo, metric_max=hi)
+                                      per_page=PER_PAGE, metric=metric, metric_min=lo, metric_max=hi,
+                                      verdict=verdict)
             metric_keys = lib.metric_keys(s)
             names = sorted({f.name for f in result.rows})
             tags, marks = lib.tags_by_key(s, "factor", names), lib.marks_by_key(s, "factor", names)
             all_sources, all_tags, last = lib.sources(s), lib.all_tags(s), lib.last_sync(s)
-        base = {k: v for k, v in {"q": q, "source": source, "tag": tag, "mark": mark, "sort": sort,
+            page_verdicts = latest_verdicts(s, names)
+        base = {k: v for k, v in {"q": q, "source": source, "tag": tag, "mark": mark, "sort": sort, "verdict": verdict,
                                   "desc": "true" if desc else "", "metric": metric, "min": min,
                                   "max": max}.items() if v}
 
@@ -132,7 +138,7 @@ def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
             "result": result, "tags": tags, "marks": marks, "q": q, "source": source, "tag": tag, "mark": mark,
             "sort": sort, "desc": desc, "sources": all_sources, "all_tags": all_tags, "link": link, "last": last,
             "sorts": [*lib.FACTOR_SORTS, "metric"], "metric": metric, "metric_keys": metric_keys, "min": min,
-            "max": max})
+            "max": max, "verdict": verdict, "verdicts": page_verdicts, "verdict_statuses": VERDICT_STATUSES})
 
     @app.get("/factors/{name:path}", response_class=HTMLResponse)
     def factor(request: Request, name: str) -> HTMLResponse:
@@ -145,10 +151,11 @@ def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
             tags = lib.tags_by_key(s, "factor", [name]).get(name, [])
             mark = lib.marks_by_key(s, "factor", [name]).get(name, "")
             notes = lib.notes(s, "factor", name)
+            verdict = latest_verdicts(s, [name]).get(name)
         highlighted = {v.id: python_html(v.source_code) for v in versions if v.source_code}
         return render(request, "factor.html", {"name": name, "versions": versions, "loops": loops, "tags": tags,
                                              "mark": mark, "notes": notes, "highlighted": highlighted,
-                                             "kind": "factor", "key": name})
+                                             "kind": "factor", "key": name, "verdict": verdict})
 
     @app.get("/experiments", response_class=HTMLResponse)
     def experiments(request: Request, status: str = "", task_run: str = "") -> HTMLResponse:
