@@ -24,6 +24,7 @@ import json
 import multiprocessing as mp
 import os
 import pickle
+import types
 import resource
 import signal
 import threading
@@ -96,9 +97,24 @@ def _read_progress(buf: Any, offset: int) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+def _pristine_dispatch() -> dict[type, Any]:
+    """The standard library's own save table. Importing dill (pyqlib does) rewrites `pickle._Pickler.dispatch` with
+    reducers that name `dill._dill` globals, which the parent's allow-list rightly refuses; a forked worker inherits
+    that, so the table is rebuilt here from the standard methods."""
+    p = pickle._Pickler  # type: ignore[attr-defined]
+    table: dict[type, Any] = {k: v for k, v in p.dispatch.items() if getattr(v, "__module__", None) == "pickle"}
+    table.update({type(None): p.save_none, bool: p.save_bool, int: p.save_long, float: p.save_float,
+                  bytes: p.save_bytes, bytearray: p.save_bytearray, str: p.save_str, tuple: p.save_tuple,
+                  list: p.save_list, dict: p.save_dict, set: p.save_set, frozenset: p.save_frozenset,
+                  types.FunctionType: p.save_global, type: p.save_type, pickle.PickleBuffer: p.save_picklebuffer})
+    return table
+
+
 class _RecordPickler(pickle._Pickler):  # type: ignore[name-defined,misc]
     """Re-pickles a rebuilt object for the parent: record stubs are written under their RD-Agent class path (the
-    parent's SafeUnpickler maps that back to a record), everything else as pickle writes it."""
+    parent's SafeUnpickler maps that back to a record), everything else as the standard library writes it."""
+
+    dispatch = _pristine_dispatch()
 
     def save_global(self, obj: Any, name: str | None = None) -> None:
         if isinstance(obj, type) and issubclass(obj, RdagentRecord) and obj is not RdagentRecord:
