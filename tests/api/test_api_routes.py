@@ -188,6 +188,9 @@ def test_bad_list_arguments_are_400(server: Server) -> None:
         assert_error(c.get("/loops", params={"cursor": other}), 400, "bad_cursor")
         assert_error(c.get("/loops", params={"updated_since": "2025-01-01T00:00:00"}), 400, "bad_request")
         assert_error(c.get("/loops", params={"has_result": "maybe"}), 400, "bad_request")
+        for params in ({"q": "a\x00b"}, {"action": "\x00"}, {"task_run_id": "x\x00"}):  # PostgreSQL refuses NUL
+            assert_error(c.get("/catalog/loops", params=params), 400, "bad_request")
+        assert_error(c.get("/factors/a%00b"), 400, "bad_request")
 
 
 @pytest.mark.parametrize("path", LISTS + RECORDS)

@@ -48,6 +48,9 @@ class ReadOnlyGuard:
         if scope["method"] not in READ_METHODS:
             start, body = _error(405, "method_not_allowed", "this API is read-only: use GET or HEAD",
                                  [(b"allow", b"GET, HEAD")])
+        elif "\0" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # no registry text holds NUL, and PostgreSQL refuses it in a parameter: say so instead of a 500
+            start, body = _error(400, "bad_request", "NUL characters are not allowed in the URL", [])
         elif self.expected is not None and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
             start, body = _error(401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer ...)",
                                  [(b"www-authenticate", b'Bearer realm="rdbridge"')])
