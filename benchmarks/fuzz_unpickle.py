@@ -32,13 +32,24 @@ def main() -> None:
     a = ap.parse_args()
     corpus = fuzz.load_corpus()
     print(f"corpus: {len(corpus)} genuine trace pickles, {sum(map(len, corpus))} bytes")
-    per = [a.cases // a.workers + (1 if i < a.cases % a.workers else 0) for i in range(a.workers)]
-    t0 = time.perf_counter()
+    mutators = [fuzz.Mutator(corpus, a.seed * 1000 + i) for i in range(a.workers)]
     pools = [ReaderPool(1, file_timeout=a.timeout) for _ in range(a.workers)]
+    for p in pools:  # fork each worker now, from this thread (a replacement is forked by the thread that needs it)
+        p.run("echo", (0,))
+    parts: list[Counter[str]] = [Counter() for _ in range(a.workers)]
+    t0 = time.perf_counter()
+    done = 0
     try:
         with ThreadPoolExecutor(a.workers) as ex:
-            parts = list(ex.map(lambda i: fuzz.run(pools[i], fuzz.Mutator(corpus, a.seed * 1000 + i), cases=per[i]),
-                                range(a.workers)))
+            while done < a.cases:  # chunks of 10,000, with running totals printed after each
+                n = min(10_000, a.cases - done)
+                per = [n // a.workers + (1 if i < n % a.workers else 0) for i in range(a.workers)]
+                for i, c in enumerate(ex.map(lambda i: fuzz.run(pools[i], mutators[i], cases=per[i]),
+                                             range(a.workers))):
+                    parts[i] += c
+                done += n
+                print(f"  {done} cases, {time.perf_counter() - t0:.0f}s:",
+                      json.dumps(fuzz.summary(sum(parts, Counter()))), flush=True)
     finally:
         for p in pools:
             p.close()

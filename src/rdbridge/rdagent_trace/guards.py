@@ -161,11 +161,10 @@ def _check_pandas_call(budget: Budget, func: Any, args: tuple[Any, ...], kwargs:
     for v in (*args, *kwargs.values()):
         inner = list(v.values()) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else [v]
         _sized(budget, what, *(x for x in inner if not isinstance(x, (str, bytes))))
-        for x in inner:
-            if isinstance(x, str):
-                check_tz(budget.source, x)
         if isinstance(v, dict) and v.get("tz") is not None:
             check_tz(budget.source, v["tz"])
+    if kwargs.get("tz") is not None:
+        check_tz(budget.source, kwargs["tz"])
 
 
 def _check_ndarray_backed(budget: Budget, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -208,8 +207,17 @@ def _check_tz_dtype(budget: Budget, func: Any, args: tuple[Any, ...], kwargs: di
 
 
 def _check_timestamp(budget: Budget, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    for v in (*args, *kwargs.values()):
-        check_tz(budget.source, v) if isinstance(v, (str, bytes)) else None
+    """`_unpickle_timestamp(value, freq, tz, reso)`; `Timestamp(value, ..., tz=...)`: the tz must be a zone name."""
+    import pandas as pd
+
+    tz = kwargs.get("tz", kwargs.get("tzinfo"))
+    if func is not pd.Timestamp and len(args) >= 3:
+        tz = args[2]
+    elif func is pd.Timestamp:
+        for v in args[1:]:
+            if isinstance(v, (str, bytes)):
+                check_tz(budget.source, v)
+    check_tz(budget.source, tz)
 
 
 def _check_nothing(budget: Budget, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -360,7 +368,9 @@ def _build_table() -> dict[type, Callable[[Budget, Any, Any], None]]:
             table[type(np.dtype(code))] = _check_dtype_state
         except TypeError:
             continue
-    for t in (pd.DataFrame, pd.Series, pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray):
+    import uuid
+
+    for t in (pd.DataFrame, pd.Series, pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray, uuid.UUID):
         table[t] = _check_dict_state
     try:
         table[pd.arrays.ArrowStringArray] = _check_dict_state

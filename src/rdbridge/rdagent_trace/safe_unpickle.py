@@ -448,7 +448,9 @@ def _newobj_classes() -> frozenset[type]:
 
         names = ["DataFrame", "Series", "BlockManager", "SingleBlockManager", "DatetimeArray", "TimedeltaArray",
                  "ArrowStringArray"]
-        found = {_resolve(_PANDAS[n]) for n in names if n in _PANDAS} | {pd.DataFrame, pd.Series}
+        import uuid
+
+        found = {_resolve(_PANDAS[n]) for n in names if n in _PANDAS} | {pd.DataFrame, pd.Series, uuid.UUID}
         found |= {_resolve(c) for (m, n), c in _EXACT.items() if m == "builtins" and n[0].isupper()}
         _NEWOBJ = frozenset(found)
     return _NEWOBJ
