@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2, help="reader processes (one mutator stream each)")
+    ap.add_argument("--save", type=Path, default=None, help="write each crashing / hanging case here")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds without progress before a case is 'hung'")
     a = ap.parse_args()
     corpus = fuzz.load_corpus()
@@ -44,7 +45,7 @@ def main() -> None:
             while done < a.cases:  # chunks of 10,000, with running totals printed after each
                 n = min(10_000, a.cases - done)
                 per = [n // a.workers + (1 if i < n % a.workers else 0) for i in range(a.workers)]
-                for i, c in enumerate(ex.map(lambda i: fuzz.run(pools[i], mutators[i], cases=per[i]),
+                for i, c in enumerate(ex.map(lambda i: fuzz.run(pools[i], mutators[i], cases=per[i], save_dir=a.save),
                                              range(a.workers))):
                     parts[i] += c
                 done += n

@@ -127,7 +127,7 @@ class Mutator:
 
 
 def run(pool: ReaderPool, mutator: Mutator, *, cases: int | None = None, seconds: float | None = None,
-        batch: int = 200) -> Counter[str]:
+        batch: int = 200, save_dir: Path | None = None) -> Counter[str]:
     """Run mutants through the pool in batches; a crash or hang costs only its case (named by the heartbeat)."""
     counts: Counter[str] = Counter()
     t0 = time.monotonic()
@@ -141,9 +141,13 @@ def run(pool: ReaderPool, mutator: Mutator, *, cases: int | None = None, seconds
             if isinstance(out, TaskFailure):
                 where = out.file or ""
                 idx = int(where.split(":", 1)[1]) if where.startswith("case:") else offset
-                counts["hung" if out.error.kind == "timed_out" else
-                       "crashed" if out.error.kind == "crashed" else out.error.kind] += 1
-                offset = idx + 1
+                kind = {"timed_out": "hung", "crashed": "crashed"}.get(out.error.kind, out.error.kind)
+                counts[kind] += 1
+                if save_dir is not None and kind in ("hung", "crashed"):
+                    save_dir.mkdir(parents=True, exist_ok=True)
+                    (save_dir / f"{kind}-{int(time.time() * 1000)}-{idx}.pkl").write_bytes(todo[idx])
+                    (save_dir / f"{kind}-{int(time.time() * 1000)}-{idx}.txt").write_text(out.error.message)
+                del todo[idx]  # the cases before it ran, but their outcomes died with the worker: run them again
                 continue
             for kind in json.loads(out):
                 counts["loaded" if kind == "loaded" else kind] += 1
