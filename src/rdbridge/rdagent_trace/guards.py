@@ -436,6 +436,23 @@ def check_placements(budget: Budget, axes: Any, specs: list[tuple[Any, Any]], nd
         raise CorruptPickleError(budget.source, "pandas blocks do not cover the frame's columns exactly once")
 
 
+def _check_datetime_array_state(budget: Budget, inst: Any, state: Any) -> None:
+    """`(dtype, values[, attrs])`: datetime64 / timedelta64 values (1-D or 2-D) and a datetime dtype."""
+    import numpy as np
+    import pandas as pd
+
+    values = dtype = None
+    if isinstance(state, tuple) and len(state) in (2, 3):  # pandas writes (dtype, values, attrs)
+        values = next((x for x in state[:2] if isinstance(x, np.ndarray)), None)
+        dtype = next((x for x in state[:2] if not isinstance(x, np.ndarray)), None)
+    if isinstance(state, dict):
+        values, dtype = state.get("_ndarray"), state.get("_dtype")
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "Mm" or values.ndim not in (1, 2):
+        raise CorruptPickleError(budget.source, "datetime array state does not hold datetime64 values")
+    if not (isinstance(dtype, np.dtype) and dtype.kind in "Mm") and not isinstance(dtype, pd.DatetimeTZDtype):
+        raise CorruptPickleError(budget.source, "datetime array state without a datetime dtype")
+
+
 def _check_manager_state(budget: Budget, inst: Any, state: Any) -> None:
     """pandas' manager state `(axes, values, items, {"0.14.1": {"axes": [...], "blocks": [{values, mgr_locs}]}})`."""
     inner = state[3].get("0.14.1") if isinstance(state, tuple) and len(state) == 4 and isinstance(state[3], dict) \
@@ -462,8 +479,10 @@ def _build_table() -> dict[type, Callable[[Budget, Any, Any], None]]:
             continue
     import uuid
 
-    for t in (pd.DataFrame, pd.Series, pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray, uuid.UUID):
+    for t in (pd.DataFrame, pd.Series, uuid.UUID):
         table[t] = _check_dict_state
+    for t in (pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray):
+        table[t] = _check_datetime_array_state
     try:
         table[pd.arrays.ArrowStringArray] = _check_dict_state
     except AttributeError:  # pragma: no cover - pandas without pyarrow strings
