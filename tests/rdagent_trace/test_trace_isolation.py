@@ -96,3 +96,12 @@ def test_a_rebuilt_record_round_trips_through_the_worker(tmp_path: Path, pool: R
     rec = safe_load_file(f, pool=pool)
     assert rec.class_path == "rdagent.core.proposal.Hypothesis" and rec.get("hypothesis") == "hi"
     assert pickle.dumps is not None  # the parent never unpickles with the standard unpickler
+
+
+def test_fuzz_found_unbuilt_array_is_a_named_error_not_a_crash(tmp_path: Path, pool: ReaderPool) -> None:
+    from rdbridge.rdagent_trace.errors import CorruptPickleError
+
+    f = tmp_path / "unbuilt.pkl"
+    f.write_bytes(hostile.unbuilt_datetime_array())
+    with pytest.raises(CorruptPickleError, match="before its state was set"):
+        safe_load_file(f, pool=pool)
