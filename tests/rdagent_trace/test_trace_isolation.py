@@ -105,3 +105,12 @@ def test_fuzz_found_unbuilt_array_is_a_named_error_not_a_crash(tmp_path: Path, p
     f.write_bytes(hostile.unbuilt_datetime_array())
     with pytest.raises(CorruptPickleError, match="before its state was set"):
         safe_load_file(f, pool=pool)
+
+
+def test_fuzz_found_short_object_array_is_a_named_error_not_a_crash(tmp_path: Path, pool: ReaderPool) -> None:
+    from rdbridge.rdagent_trace.errors import CorruptPickleError
+
+    f = tmp_path / "short.pkl"
+    f.write_bytes(hostile.short_object_array())
+    with pytest.raises(CorruptPickleError, match="object array of 5 items"):
+        safe_load_file(f, pool=pool)

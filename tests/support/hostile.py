@@ -115,3 +115,11 @@ def unbuilt_datetime_array() -> bytes:
 
     arr = _Call(unpickle_backed, (pd.arrays.DatetimeArray, 82904607, None))
     return dumps(_Call(_new_DatetimeIndex, (pd.DatetimeIndex, {"data": arr})))
+
+
+def short_object_array() -> bytes:
+    """Fuzz-found: an object array of 5 items BUILT from a list of 2 (numpy copies past the list's end)."""
+    import numpy as np
+
+    return dumps(_Call(np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
+                       (1, (5,), np.dtype("O"), False, ["a", "b"])))

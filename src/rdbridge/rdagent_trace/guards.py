@@ -367,6 +367,9 @@ def _check_ndarray_state(budget: Budget, inst: Any, state: Any) -> None:
     if dtype.hasobject and not isinstance(raw, list):
         raise ForbiddenClassError(budget.source, f"BUILD of an array of dtype {dtype} from raw bytes",
                                   "raw bytes read as object pointers")
+    if dtype.hasobject and (dtype != np.dtype(object) or len(raw) != n):
+        # numpy copies the list into the array without checking its length (a fuzz-found segfault)
+        raise CorruptPickleError(budget.source, f"object array of {n} items rebuilt from a list of {len(raw)}")
     if not dtype.hasobject and not isinstance(raw, (bytes, bytearray)):
         raise CorruptPickleError(budget.source, "array state of plain dtype without raw bytes")
 
