@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,7 +64,9 @@ def test_a_hang_is_timed_out_and_the_worker_replaced(pool: ReaderPool) -> None:
 def test_safe_load_file_returns_the_object_or_a_named_error(tmp_path: Path, pool: ReaderPool) -> None:
     df = pd.DataFrame({"a": [1.0, 2.0]}, index=pd.date_range("2024-01-01", periods=2, freq="B"))
     good = tmp_path / "ret.pkl"
-    df.to_pickle(good)
+    # written by a fresh interpreter: another test of the suite may have imported dill, which patches the pickler
+    subprocess.run([sys.executable, "-c", "import pandas as pd, sys; pd.DataFrame({'a': [1.0, 2.0]}, index=pd."
+                    "date_range('2024-01-01', periods=2, freq='B')).to_pickle(sys.argv[1])", str(good)], check=True)
     pd.testing.assert_frame_equal(safe_load_file(good, pool=pool), df)
     bad = tmp_path / "bad.pkl"
     bad.write_bytes(hostile.dtype_object_pointer())
