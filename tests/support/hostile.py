@@ -104,3 +104,22 @@ def many_record_classes(n: int) -> bytes:
         out.write(f"crdagent.fake\nC{i}\n".encode() + b")\x81a")
     out.write(b".")
     return out.getvalue()
+
+
+def unbuilt_datetime_array() -> bytes:
+    """Fuzz-found: a DatetimeArray made by pandas' Cython unpickle without state, used (as DatetimeIndex data) before
+    any BUILD gives it values: even its len() dereferences an unset buffer (segfault)."""
+    import pandas as pd
+    from pandas._libs.arrays import __pyx_unpickle_NDArrayBacked as unpickle_backed
+    from pandas.core.indexes.datetimes import _new_DatetimeIndex
+
+    arr = _Call(unpickle_backed, (pd.arrays.DatetimeArray, 82904607, None))
+    return dumps(_Call(_new_DatetimeIndex, (pd.DatetimeIndex, {"data": arr})))
+
+
+def short_object_array() -> bytes:
+    """Fuzz-found: an object array of 5 items BUILT from a list of 2 (numpy copies past the list's end)."""
+    import numpy as np
+
+    return dumps(_Call(np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"),
+                       (1, (5,), np.dtype("O"), False, ["a", "b"])))

@@ -25,8 +25,9 @@ def workspace_state(workspace_root: Path, workspace_ids: Iterable[str]) -> str:
     folder); with its state in the fingerprint the loop is re-read instead of keeping stale facts forever.
     """
     h = hashlib.sha256(b"ws1")
+    root = os.fspath(workspace_root)
     for wid in sorted(set(workspace_ids)):
-        top = Path(workspace_root) / wid
+        top = os.path.join(root, wid)
         h.update(f"\n#{wid}".encode())
         try:
             st = os.lstat(top)
@@ -34,15 +35,22 @@ def workspace_state(workspace_root: Path, workspace_ids: Iterable[str]) -> str:
             h.update(b"\x00missing")
             continue
         h.update(f"\x00{st.st_mode}\x00{st.st_mtime_ns}".encode())
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-            dirnames.sort()
-            for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
-                p = os.path.join(dirpath, name)
+        stack = [top]
+        while stack:
+            d = stack.pop()
+            try:
+                with os.scandir(d) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError:
+                continue
+            for e in entries:
                 try:
-                    s = os.lstat(p)
+                    s = e.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                h.update(f"\n{os.path.relpath(p, top)}\x00{s.st_mode}\x00{s.st_size}\x00{s.st_mtime_ns}".encode())
+                h.update(f"\n{e.path[len(top):]}\x00{s.st_mode}\x00{s.st_size}\x00{s.st_mtime_ns}".encode())
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
     return h.hexdigest()[:16]
 
 

@@ -8,7 +8,10 @@ API: `discover_runs(log_root)` lists run folders (log_root is RD-Agent's log fol
 `read_loop(run_dir, loop_id, scan.loops[loop_id], workspace_root=..., key=...) -> LoopSnapshot` interprets one loop
 (status running / completed / failed, tasks, workspaces resolved by folder name under workspace_root, metrics from
 the runner result or qlib_res.csv, feedback, worst signature status, per-file errors as values).
-Pickles are only ever loaded by `safe_unpickle.SafeUnpickler` (allow-list; RD-Agent objects become `RdagentRecord`s);
+Pickles are only ever loaded by `safe_unpickle.SafeUnpickler` (allow-list, checked calls and BUILDs; RD-Agent objects
+become `RdagentRecord`s), and outside tests only inside the isolated reader pool (`isolation.ReaderPool`):
+`safe_load_file(path, max_bytes=...)` loads one pickle file (e.g. `ret.pkl`) there and returns the rebuilt object or
+raises a `TraceReadError` subclass (also `TooLargeError`, `CrashedError`, `TimedOutError`). See docs/security.md.
 `read_trace_pickle(path, key)` checks the signature first. Every failure is a `TraceReadError` with a `kind` equal to
 `TraceFileError.kind`.
 """
@@ -16,15 +19,19 @@ Pickles are only ever loaded by `safe_unpickle.SafeUnpickler` (allow-list; RD-Ag
 from rdbridge.rdagent_trace.errors import (
     BadFormatError,
     CorruptPickleError,
+    CrashedError,
     ForbiddenClassError,
     MissingWorkspaceError,
     NotUtf8Error,
     TamperedPickleError,
+    TimedOutError,
+    TooLargeError,
     TraceReadError,
     TruncatedPickleError,
     UnreadableFileError,
 )
-from rdbridge.rdagent_trace.loop_reader import infer_scenario, read_loop, read_run, read_run_loops
+from rdbridge.rdagent_trace.isolation import ReaderPool, safe_load_file
+from rdbridge.rdagent_trace.loop_reader import ReadOptions, infer_scenario, read_loop, read_run, read_run_loops
 from rdbridge.rdagent_trace.safe_unpickle import RdagentRecord, SafeUnpickler, safe_loads
 from rdbridge.rdagent_trace.signed import load_signing_key, read_trace_pickle
 from rdbridge.rdagent_trace.walker import LoopScan, RunScan, TraceEntry, discover_runs, run_started_at, scan_run
@@ -37,7 +44,8 @@ from rdbridge.rdagent_trace.workspace import (
 
 __all__ = [
     "BadFormatError", "CorruptPickleError", "ForbiddenClassError", "MissingWorkspaceError", "NotUtf8Error",
-    "TamperedPickleError", "TraceReadError", "TruncatedPickleError", "UnreadableFileError",
+    "TamperedPickleError", "TraceReadError", "TruncatedPickleError", "UnreadableFileError", "TooLargeError",
+    "CrashedError", "TimedOutError", "ReaderPool", "safe_load_file", "ReadOptions",
     "infer_scenario", "read_loop", "read_run", "read_run_loops",
     "RdagentRecord", "SafeUnpickler", "safe_loads",
     "load_signing_key", "read_trace_pickle",

@@ -161,11 +161,10 @@ def _check_pandas_call(budget: Budget, func: Any, args: tuple[Any, ...], kwargs:
     for v in (*args, *kwargs.values()):
         inner = list(v.values()) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else [v]
         _sized(budget, what, *(x for x in inner if not isinstance(x, (str, bytes))))
-        for x in inner:
-            if isinstance(x, str):
-                check_tz(budget.source, x)
         if isinstance(v, dict) and v.get("tz") is not None:
             check_tz(budget.source, v["tz"])
+    if kwargs.get("tz") is not None:
+        check_tz(budget.source, kwargs["tz"])
 
 
 def _check_ndarray_backed(budget: Budget, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -208,8 +207,17 @@ def _check_tz_dtype(budget: Budget, func: Any, args: tuple[Any, ...], kwargs: di
 
 
 def _check_timestamp(budget: Budget, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    for v in (*args, *kwargs.values()):
-        check_tz(budget.source, v) if isinstance(v, (str, bytes)) else None
+    """`_unpickle_timestamp(value, freq, tz, reso)`; `Timestamp(value, ..., tz=...)`: the tz must be a zone name."""
+    import pandas as pd
+
+    tz = kwargs.get("tz", kwargs.get("tzinfo"))
+    if func is not pd.Timestamp and len(args) >= 3:
+        tz = args[2]
+    elif func is pd.Timestamp:
+        for v in args[1:]:
+            if isinstance(v, (str, bytes)):
+                check_tz(budget.source, v)
+    check_tz(budget.source, tz)
 
 
 def _check_nothing(budget: Budget, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -222,6 +230,30 @@ def _check_block_manager(budget: Budget, func: Any, args: tuple[Any, ...], kwarg
     if kwargs or len(args) not in (0, 2, 3) or (len(args) == 3 and args[2] is not True):
         raise ForbiddenClassError(budget.source, f"{_name(func)}{args!r:.60}", "unexpected block manager arguments")
     _sized(budget, _name(func), *args)
+    if args:
+        from pandas.core.internals.blocks import Block
+
+        blocks, axes = args[0], args[1]
+        if not isinstance(blocks, (list, tuple)) or not all(isinstance(b, Block) for b in blocks):
+            raise CorruptPickleError(budget.source, "block manager built from something that is not pandas blocks")
+        ndim = 1 if getattr(func, "__name__", "") == "SingleBlockManager" else 2
+        check_placements(budget, axes, [(b.mgr_locs, b.values) for b in blocks], ndim)
+
+
+def _check_unpickle_block(budget: Budget, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """`_unpickle_block(values, placement, ndim)`: pandas does not check that these agree."""
+    import numpy as np
+    import pandas as pd
+
+    if kwargs or len(args) != 3 or args[2] not in (1, 2) or isinstance(args[2], bool):
+        raise CorruptPickleError(budget.source, "pandas block with unexpected arguments")
+    values, placement, ndim = args
+    if not isinstance(values, (np.ndarray, pd.api.extensions.ExtensionArray)):
+        raise CorruptPickleError(budget.source, "pandas block values are not an array")
+    if isinstance(values, np.ndarray) and values.ndim != ndim or values.ndim > ndim:
+        raise CorruptPickleError(budget.source, "pandas block has the wrong number of dimensions")
+    n = values.shape[0] if (ndim == 2 and values.ndim == 2) else (1 if ndim == 2 else len(values))
+    _locs(budget, placement, n)
 
 
 Checker = Callable[[Budget, Any, tuple[Any, ...], dict[str, Any]], None]
@@ -255,7 +287,8 @@ def _call_table() -> dict[Any, Checker]:
     table[su._resolve(su._NUMPY["_reconstruct"])] = _check_reconstruct
     table[su._resolve(su._NUMPY["scalar"])] = _check_scalar
     table[su._resolve(su._NUMPY["_frombuffer"])] = _check_frombuffer
-    for name in ("_new_Index", "_new_DatetimeIndex", "_unpickle_block", "FrozenList", "CategoricalDtype",
+    table[su._resolve(su._PANDAS["_unpickle_block"])] = _check_unpickle_block
+    for name in ("_new_Index", "_new_DatetimeIndex", "FrozenList", "CategoricalDtype",
                  "StringDtype", "Int64Dtype", "Int32Dtype", "Float64Dtype", "BooleanDtype",
                  "_timedelta_unpickle", "_nat_unpickle", "__nat_unpickle", *su._PANDAS_OFFSETS):
         try:
@@ -334,6 +367,9 @@ def _check_ndarray_state(budget: Budget, inst: Any, state: Any) -> None:
     if dtype.hasobject and not isinstance(raw, list):
         raise ForbiddenClassError(budget.source, f"BUILD of an array of dtype {dtype} from raw bytes",
                                   "raw bytes read as object pointers")
+    if dtype.hasobject and (dtype != np.dtype(object) or len(raw) != n):
+        # numpy copies the list into the array without checking its length (a fuzz-found segfault)
+        raise CorruptPickleError(budget.source, f"object array of {n} items rebuilt from a list of {len(raw)}")
     if not dtype.hasobject and not isinstance(raw, (bytes, bytearray)):
         raise CorruptPickleError(budget.source, "array state of plain dtype without raw bytes")
 
@@ -343,9 +379,93 @@ def _check_dict_state(budget: Budget, inst: Any, state: Any) -> None:
         raise CorruptPickleError(budget.source, f"BUILD on {_name(type(inst))} with a {type(state).__name__} state")
 
 
+def _locs(budget: Budget, locs: Any, n: int) -> Any:
+    """A block's item positions as an int array of length `n` (slices expanded), or `CorruptPickleError`."""
+    import numpy as np
+
+    bad = CorruptPickleError(budget.source, "pandas block placement is not a valid list of positions")
+    locs = getattr(locs, "indexer", locs)  # a BlockPlacement
+    if isinstance(locs, slice):
+        start, stop, step = locs.start or 0, locs.stop, 1 if locs.step is None else locs.step
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (start, stop, step)) or step <= 0 \
+                or start < 0 or stop < 0 or len(range(start, stop, step)) != n:
+            raise bad
+        return np.arange(start, stop, step, dtype=np.int64)
+    arr = np.asarray(locs) if isinstance(locs, (list, tuple, np.ndarray)) else None
+    if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iu" or len(arr) != n:
+        raise bad
+    return arr.astype(np.int64)
+
+
+def check_placements(budget: Budget, axes: Any, specs: list[tuple[Any, Any]], ndim: int) -> None:
+    """Blocks must exactly cover the manager's items: pandas' Cython writes block numbers at these positions without
+    bounds checks, so an out-of-range or duplicate position is a heap write, not an exception."""
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(axes, (list, tuple)) or len(axes) != ndim or not all(isinstance(a, pd.Index) for a in axes):
+        raise CorruptPickleError(budget.source, "pandas block manager axes are not indexes")
+    n_items = len(axes[0])
+    positions = []
+    for locs, values in specs:
+        vdim = getattr(values, "ndim", None)
+        if vdim is None or not isinstance(values, (np.ndarray, pd.api.extensions.ExtensionArray)):
+            raise CorruptPickleError(budget.source, "pandas block values are not an array")
+        if isinstance(values, np.ndarray) and values.dtype.hasobject is False and values.dtype.kind == "V":
+            raise CorruptPickleError(budget.source, "pandas block of raw void values")
+        if ndim == 2:
+            if vdim == 2:
+                if values.shape[1] != len(axes[1]):
+                    raise CorruptPickleError(budget.source, "pandas block length does not match its frame")
+                n = values.shape[0]
+            elif vdim == 1 and not isinstance(values, np.ndarray):
+                if len(values) != len(axes[1]):
+                    raise CorruptPickleError(budget.source, "pandas block length does not match its frame")
+                n = 1
+            else:
+                raise CorruptPickleError(budget.source, "pandas block has the wrong number of dimensions")
+        else:
+            if vdim != 1 or len(values) != n_items:
+                raise CorruptPickleError(budget.source, "pandas series values do not match their index")
+            n = n_items
+        arr = _locs(budget, locs, n)
+        if len(arr) and (arr.min() < 0 or arr.max() >= n_items):
+            raise CorruptPickleError(budget.source, "pandas block placement outside the frame")
+        positions.append(arr)
+    if ndim == 1 and len(specs) != 1:
+        raise CorruptPickleError(budget.source, "a pandas series has exactly one block")
+    allpos = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
+    if len(allpos) != n_items or len(np.unique(allpos)) != n_items:
+        raise CorruptPickleError(budget.source, "pandas blocks do not cover the frame's columns exactly once")
+
+
+def _check_datetime_array_state(budget: Budget, inst: Any, state: Any) -> None:
+    """`(dtype, values[, attrs])`: datetime64 / timedelta64 values (1-D or 2-D) and a datetime dtype."""
+    import numpy as np
+    import pandas as pd
+
+    values = dtype = None
+    if isinstance(state, tuple) and len(state) in (2, 3):  # pandas writes (dtype, values, attrs)
+        values = next((x for x in state[:2] if isinstance(x, np.ndarray)), None)
+        dtype = next((x for x in state[:2] if not isinstance(x, np.ndarray)), None)
+    if isinstance(state, dict):
+        values, dtype = state.get("_ndarray"), state.get("_dtype")
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in "Mm" or values.ndim not in (1, 2):
+        raise CorruptPickleError(budget.source, "datetime array state does not hold datetime64 values")
+    if not (isinstance(dtype, np.dtype) and dtype.kind in "Mm") and not isinstance(dtype, pd.DatetimeTZDtype):
+        raise CorruptPickleError(budget.source, "datetime array state without a datetime dtype")
+
+
 def _check_manager_state(budget: Budget, inst: Any, state: Any) -> None:
-    if not isinstance(state, tuple):
-        raise CorruptPickleError(budget.source, "block manager state is not a tuple")
+    """pandas' manager state `(axes, values, items, {"0.14.1": {"axes": [...], "blocks": [{values, mgr_locs}]}})`."""
+    inner = state[3].get("0.14.1") if isinstance(state, tuple) and len(state) == 4 and isinstance(state[3], dict) \
+        else None
+    if not isinstance(inner, dict) or not isinstance(inner.get("blocks"), list) \
+            or not all(isinstance(b, dict) for b in inner["blocks"]):
+        raise CorruptPickleError(budget.source, "block manager state is not pandas' format")
+    ndim = 1 if type(inst).__name__ == "SingleBlockManager" else 2
+    check_placements(budget, inner.get("axes"), [(b.get("mgr_locs"), b.get("values")) for b in inner["blocks"]],
+                     ndim)
 
 
 def _build_table() -> dict[type, Callable[[Budget, Any, Any], None]]:
@@ -360,8 +480,12 @@ def _build_table() -> dict[type, Callable[[Budget, Any, Any], None]]:
             table[type(np.dtype(code))] = _check_dtype_state
         except TypeError:
             continue
-    for t in (pd.DataFrame, pd.Series, pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray):
+    import uuid
+
+    for t in (pd.DataFrame, pd.Series, uuid.UUID):
         table[t] = _check_dict_state
+    for t in (pd.arrays.DatetimeArray, pd.arrays.TimedeltaArray):
+        table[t] = _check_datetime_array_state
     try:
         table[pd.arrays.ArrowStringArray] = _check_dict_state
     except AttributeError:  # pragma: no cover - pandas without pyarrow strings

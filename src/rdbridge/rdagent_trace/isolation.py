@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import faulthandler
 import io
 import json
 import multiprocessing as mp
@@ -174,14 +175,37 @@ def _task_selftest(mode: str, path: str) -> bytes:
     return b""
 
 
+def _task_check_many(cases: list[bytes], start: int) -> bytes:
+    """Outcome of safely loading each of `cases` (and showing the result as text, which reads every value):
+    "loaded", the error kind, or "unnamed:<type>" for an exception that is not a `TraceReadError` (a bug).
+    Used by the fuzz test and `benchmarks/fuzz_unpickle.py`; announces each case so a crash names it."""
+    from rdbridge.rdagent_trace.loop_reader import safe_text
+
+    out: list[str] = []
+    for i, data in enumerate(cases, start=start):
+        progress.note_file(f"case:{i}")
+        try:
+            obj = safe_loads(data, source=f"case:{i}")
+            safe_text(obj)
+            out.append("loaded")
+        except TraceReadError as e:
+            out.append(e.kind)
+        except MemoryError:
+            out.append("too_large")
+        except BaseException as e:  # noqa: BLE001 - counted, so the fuzzer reports it
+            out.append(f"unnamed:{type(e).__name__}")
+    return json.dumps(out).encode()
+
+
 _TASKS: dict[str, Callable[..., bytes]] = {"load_file": _task_load_file, "read_loop": _task_read_loop,
                                            "read_run": _task_read_run, "echo": _task_echo,
-                                           "selftest": _task_selftest}
+                                           "selftest": _task_selftest, "check_many": _task_check_many}
 
 
 def _worker_main(conn: Connection, buf: Any, extra_bytes: int) -> None:
     """Worker loop: run tasks sent by the parent; reply b"F<path>" (heartbeat), b"O<bytes>" (result) or b"E<json>"."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    faulthandler.disable()  # a crash is reported by the parent, naming file and class; no traceback dump here
     _limit_address_space(extra_bytes)
 
     def on_file(path: str) -> None:

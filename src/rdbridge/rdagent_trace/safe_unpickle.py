@@ -331,7 +331,7 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         if size is None:
             size = len(file.getbuffer()) if isinstance(file, io.BytesIO) else 1 << 20
         self.budget = Budget(self.source, size)
-        self._called: set[int] = set()
+        self._unbuilt: dict[int, Any] = {}
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: D102 - see class docstring
         if SafeUnpickler.progress is not None:
@@ -344,10 +344,27 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     def persistent_load(self, pid: Any) -> Any:
         raise ForbiddenClassError(self.source, f"persistent id {pid!r}", "persistent ids are not used by RD-Agent")
 
+    def _check_built(self, values: Any) -> None:
+        """An object made empty (NEWOBJ, or a Cython unpickle without state) may not be used before its BUILD:
+        pandas' Cython arrays dereference their unset buffer (a segfault found by the fuzzer)."""
+        if not self._unbuilt:
+            return
+        for v in values:
+            inner = list(v.values()) if isinstance(v, dict) else list(v) if isinstance(v, (tuple, list)) else [v]
+            for x in (v, *inner):
+                if id(x) in self._unbuilt:
+                    raise CorruptPickleError(self.source, f"{type(x).__name__} used before its state was set")
+
     def _call(self, func: Any, args: Any, kwargs: Any, how: str) -> Any:
+        if isinstance(args, tuple) and isinstance(kwargs, dict):
+            self._check_built((*args, *kwargs.values()))  # first: even len() of an unbuilt array segfaults
         check_call(self.budget, func, args, kwargs, how=how)
         try:
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            if getattr(func, "__name__", "") == "__pyx_unpickle_NDArrayBacked" and len(args) == 3 \
+                    and args[2] is None:
+                self._mark_unbuilt(out)
+            return out
         except TraceReadError as e:
             if e.path == "<pickle>":
                 e.path = self.source
@@ -375,11 +392,26 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
             raise CorruptPickleError(self.source, "NEWOBJ on something that is not a class")
         if not issubclass(cls, RdagentRecord):
             if args or kwargs:  # numpy / pandas objects are made empty by NEWOBJ, then filled by a checked BUILD
+                if isinstance(args, tuple) and isinstance(kwargs, dict):
+                    self._check_built((*args, *kwargs.values()))
                 check_call(self.budget, cls, args, kwargs, how="NEWOBJ")
             elif cls not in _newobj_classes():
                 raise ForbiddenClassError(self.source, f"NEWOBJ of {cls.__module__}.{cls.__qualname__}",
                                           "not a class the allow-list rebuilds by NEWOBJ")
-        return cls.__new__(cls, *args, **kwargs)
+        out = cls.__new__(cls, *args, **kwargs)
+        if not issubclass(cls, RdagentRecord) and not issubclass(cls, BaseException):
+            self._mark_unbuilt(out)
+        return out
+
+    def _mark_unbuilt(self, obj: Any) -> None:
+        self._unbuilt[id(obj)] = obj  # the reference keeps the id from being reused
+
+    def load(self) -> Any:  # noqa: D102 - an object never given its state is refused too
+        out = super().load()
+        if self._unbuilt:
+            names = sorted({type(o).__name__ for o in self._unbuilt.values()})
+            raise CorruptPickleError(self.source, f"object(s) never given their state: {', '.join(names)[:200]}")
+        return out
 
     def _guarded_inst(self) -> None:
         module = self.readline()[:-1].decode("ascii")
@@ -401,8 +433,10 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
         if isinstance(inst, type) or callable(inst) and not isinstance(inst, RdagentRecord):
             target = getattr(inst, "__qualname__", type(inst).__name__)
             raise ForbiddenClassError(self.source, f"BUILD on {target}", "a pickle may not modify a class or function")
+        self._check_built((state,))
         check_build(self.budget, inst, state)
         pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+        self._unbuilt.pop(id(inst), None)
         after_build(self.budget, inst)
 
     def _refuse_ext(self) -> None:
@@ -448,7 +482,9 @@ def _newobj_classes() -> frozenset[type]:
 
         names = ["DataFrame", "Series", "BlockManager", "SingleBlockManager", "DatetimeArray", "TimedeltaArray",
                  "ArrowStringArray"]
-        found = {_resolve(_PANDAS[n]) for n in names if n in _PANDAS} | {pd.DataFrame, pd.Series}
+        import uuid
+
+        found = {_resolve(_PANDAS[n]) for n in names if n in _PANDAS} | {pd.DataFrame, pd.Series, uuid.UUID}
         found |= {_resolve(c) for (m, n), c in _EXACT.items() if m == "builtins" and n[0].isupper()}
         _NEWOBJ = frozenset(found)
     return _NEWOBJ
