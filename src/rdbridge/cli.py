@@ -206,6 +206,13 @@ def ui(
     run_ui_command(db, host, port)
 
 
+def _refresh_factor_meta(db_url: str, experiment_ids: list[str]) -> None:
+    """After a promotion: the loops' factor_meta.json carries the new impl pointers (re-registered with new sha256)."""
+    from rdbridge.materialize import refresh_factor_meta
+
+    refresh_factor_meta(db_url, experiment_ids)
+
+
 def _mount_optional() -> None:
     """Sub-apps of other layers; each is optional so a partial install still has a working CLI."""
     from rdbridge.api.cli import serve_command
@@ -218,8 +225,10 @@ def _mount_optional() -> None:
     except ImportError:
         return
     app.add_typer(engine_app, name="engine", help="Compute Qlib-expression and Python factors on a panel.")
+    from rdbridge.factorlib import cli as factorlib_cli
     from rdbridge.factorlib.cli import factorlib_app
 
+    factorlib_cli.AFTER_PROMOTION_HOOK = _refresh_factor_meta
     app.add_typer(factorlib_app, name="factorlib", help="The shared factor package rd_factors_lib.")
     from rdbridge.verify.cli import verify_app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -17,8 +18,9 @@ _DB = typer.Option(None, "--db", help="Registry URL (default: $RDBRIDGE_DB or $R
 _PKG = typer.Option(None, "--package", help="Package folder (default: $RDBRIDGE_HOME/factor_package, scaffolded).")
 _JSON = typer.Option(False, "--json", help="Print one JSON document.")
 
-AFTER_PROMOTION_HOOK = None
-"""Set by the top-level CLI to refresh factor_meta.json of the loops a promotion touched (see docs/factorlib.md)."""
+AFTER_PROMOTION_HOOK: Callable[[str, list[str]], None] | None = None
+"""Set by the top-level CLI: `(db_url, experiment_ids)`, called after a promotion filled impl pointers, so the
+loops' factor_meta.json is rebuilt (factorlib may not import materialize; see docs/factorlib.md)."""
 
 
 def _fail(message: str, as_json: bool) -> None:
@@ -51,8 +53,10 @@ def promote_cmd(
     from rdbridge.factorlib.promote import promote
 
     try:
-        report = promote(db or default_db_url(), package, loops=loop or None, factors=factor or None,
-                         after_promotion=AFTER_PROMOTION_HOOK)
+        url = db or default_db_url()
+        hook = AFTER_PROMOTION_HOOK
+        report = promote(url, package, loops=loop or None, factors=factor or None,
+                         after_promotion=(lambda ids: hook(url, ids)) if hook is not None else None)
     except (pkg.PackageError, ValueError) as exc:
         _fail(str(exc), as_json)
     if as_json:
