@@ -130,7 +130,8 @@ def loops(
                 {"experiment_id": r.experiment_id, "task_run_id": r.task_run_id, "loop_id": r.loop_id,
                  "action": r.action, "status": r.status, "has_result": r.has_result, "decision": r.decision,
                  "hypothesis": r.hypothesis, "materialization_status": r.materialization_status,
-                 "signature_status": r.signature_status, "error": r.error}
+                 "signature_status": r.signature_status, "error": r.error,
+                 "materialization_error": r.materialization_error}
                 for r in s.scalars(q)
             ]
     except Exception as e:  # noqa: BLE001 - e.g. no registry yet: tell the user what to run
@@ -144,7 +145,8 @@ def loops(
     table.columns[0].no_wrap = True
     for r in rows:
         table.add_row(r["experiment_id"], r["action"], r["status"], str(r["has_result"]), str(r["decision"]),
-                      str(r["materialization_status"]), str(r["signature_status"]), (r["error"] or "")[:60])
+                      str(r["materialization_status"]), str(r["signature_status"]),
+                      (r["error"] or r["materialization_error"] or "")[:60])
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 

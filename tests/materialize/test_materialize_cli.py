@@ -36,6 +36,7 @@ def test_json_report_exit_codes_and_loops(tmp_path: Path) -> None:
     assert rep.artifact_root == str(home / "artifacts")
     shown = json.loads(_cli("loops", "--db", url, "--json", home=home).stdout)["loops"]
     assert [lp["materialization_status"] for lp in shown] == ["done", "done", "failed", "done"]
+    assert "ret.parquet" in shown[2]["materialization_error"]
     # nothing pending: a second run does nothing and succeeds; --all retries the failed loop (still broken)
     r = _cli("materialize", "--db", url, "--json", home=home)
     assert r.returncode == 0 and json.loads(r.stdout)["counts"] == {"done": 0, "failed": 0, "skipped": 3}

@@ -87,3 +87,28 @@ def test_sigkill_mid_materialize_then_rerun(db_url: str, tmp_path: Path) -> None
     store = home / "artifacts"
     assert not [p for p in store.rglob("*") if p.name.endswith(".rdbridge-tmp")], "a half-written file was left"
     check_store_matches_registry(db_url, store)  # no orphan row, no unregistered file, manifests complete
+
+
+def test_heartbeat_keeps_the_lease_while_a_loop_is_built(tmp_path: Path) -> None:
+    """A loop whose build outlasts its lease is not taken over while its worker's heartbeat renews the lease."""
+    from rdbridge.materialize.worker import Heartbeat
+    from rdbridge.registry import state
+
+    url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    _trace(tmp_path, url, 2)
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            loop = state.claim_next(s, "host:1:0", lease_seconds=1.0)
+            loop_row = loop.id
+        with Heartbeat(engine, loop_row, "host:1:0", lease_seconds=1.0):
+            time.sleep(2.5)  # 2.5 leases long
+            with session_scope(engine) as s:
+                other = state.claim_next(s, "thief", lease_seconds=1.0)
+                assert other is None or other.id != loop_row
+        time.sleep(1.2)  # no heartbeat any more: the lease runs out and another worker may take the loop
+        with session_scope(engine) as s:
+            taken = [state.claim_next(s, "thief2", lease_seconds=60) for _ in range(2)]
+        assert loop_row in {t.id for t in taken if t is not None}
+    finally:
+        engine.dispose()

@@ -39,24 +39,27 @@ def _redact(url: str) -> str:
 def _prepare_scope(engine: Engine, scope: str, task_run_id: str | None, loop_id: int | None,
                    force: bool) -> tuple[list[int] | None, int, int]:
     """(loop row ids to claim from or None for any, loops to do, loops skipped as already done)."""
-    with session_scope(engine) as s:
-        q = select(Loop).where(Loop.status.in_(("completed", "failed")))
+    with session_scope(engine, write=False) as s:  # plain columns: a no-op run over 1,000 loops stays cheap
+        q = select(Loop.id, Loop.materialization_status).where(Loop.status.in_(("completed", "failed")))
         if task_run_id is not None:
             q = q.where(Loop.task_run_id == task_run_id)
             if loop_id is not None:
                 q = q.where(Loop.loop_id == loop_id)
-        rows = list(s.scalars(q.order_by(Loop.id)))
-        if task_run_id is not None and not rows:
-            what = f"loop {loop_id} of task run {task_run_id!r}" if loop_id is not None else f"task run {task_run_id!r}"
-            raise MaterializeInputError(f"--task-run/--loop: no finished {what} in the registry "
-                                        "(see `rdbridge loops`)")
-        for loop in rows:
-            if loop.materialization_status == "failed" and (scope != "pending" or force):
-                state.retry(s, loop)
-            elif loop.materialization_status == "done" and force:
-                state.reset_to_pending(s, loop)
-        skipped = sum(1 for r in rows if r.materialization_status == "done")
-        todo = sum(1 for r in rows if r.materialization_status in ("pending", "running"))
+        rows = s.execute(q.order_by(Loop.id)).all()
+    if task_run_id is not None and not rows:
+        what = f"loop {loop_id} of task run {task_run_id!r}" if loop_id is not None else f"task run {task_run_id!r}"
+        raise MaterializeInputError(f"--task-run/--loop: no finished {what} in the registry (see `rdbridge loops`)")
+    redo = [r.id for r in rows if (r.materialization_status == "failed" and (scope != "pending" or force))
+            or (r.materialization_status == "done" and force)]
+    if redo:
+        with session_scope(engine) as s:  # one transaction for every transition
+            for loop in s.scalars(select(Loop).where(Loop.id.in_(redo))):
+                if loop.materialization_status == "failed":
+                    state.retry(s, loop)
+                elif loop.materialization_status == "done":
+                    state.reset_to_pending(s, loop)
+    skipped = sum(1 for r in rows if r.materialization_status == "done" and not force)
+    todo = len(rows) - skipped - sum(1 for r in rows if r.materialization_status == "failed" and r.id not in redo)
     only = [r.id for r in rows] if task_run_id is not None else None
     return only, todo, skipped
 
