@@ -13,18 +13,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rdbridge"
 ALLOWED: dict[str, set[str]] = {
     "contracts": set(),
     "config": set(),
+    "atomic": set(),
     "registry": {"contracts", "config"},
     "rdagent_trace": {"contracts"},
     "ingest": {"registry", "rdagent_trace", "contracts", "config"},
-    "materialize": {"registry", "rdagent_trace", "contracts", "config"},
+    "materialize": {"registry", "rdagent_trace", "contracts", "config", "atomic"},
     "engine": {"contracts"},
-    "factorlib": {"registry", "contracts", "config"},
-    "catalog": {"registry", "contracts", "config"},
+    "factorlib": {"registry", "contracts", "config", "atomic"},
+    "catalog": {"registry", "contracts", "config", "atomic"},
     "api": {"catalog", "registry", "contracts", "config"},
     # the platform side knows the producer only over HTTP: never registry, ingest, api or catalog
     "consumer": {"contracts", "config"},
     "ui": {"consumer", "contracts", "config"},
-    "verify": {"engine", "consumer", "contracts", "config"},
+    "verify": {"engine", "consumer", "contracts", "config", "atomic"},
 }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine
 
+from rdbridge.atomic import write_atomic
 from rdbridge.catalog.alpha158 import alpha158_entries
 from rdbridge.catalog.factors import factor_page
 from rdbridge.catalog.loops import loop_page
@@ -39,26 +38,6 @@ def walk(conn: Connection, pager: Pager, f: Filters | None = None) -> list[Any]:
         out += items
         if after is None:
             return out
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so a reader sees the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def build_catalogs(engine: Engine) -> dict[str, BaseModel]:

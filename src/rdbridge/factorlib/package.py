@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rdbridge.atomic import write_atomic
 from rdbridge.config import artifact_root, home_dir
 
 PACKAGE = "rd_factors_lib"
@@ -127,20 +128,6 @@ def render_generated(functions: dict[str, tuple[str, str]]) -> str:
     """generated.py from its functions, ordered by function name so the same set always gives the same bytes."""
     blocks = [src for _, src in sorted(functions.values())]
     return GENERATED_HEADER + "".join("\n\n" + b for b in blocks)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @contextmanager

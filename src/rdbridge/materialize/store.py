@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
-import os
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
+from rdbridge import atomic
 from rdbridge.contracts.artifacts import ManifestFile
 from rdbridge.registry import Artifact, ArtifactFile
 
@@ -49,23 +49,10 @@ def relpath(task_run_id: str, loop_id: int, name: str) -> str:
     return f"{task_run_id}/{int(loop_id)}/{name}"
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file + fsync + rename: `path` holds either its old bytes or `data`, whatever happens."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{_TMP_SUFFIX}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    """Temp file + fsync + rename: `path` holds either its old bytes or `data`, whatever happens; a temp file a killed
+    writer left ends in `_TMP_SUFFIX`, which `prepare_dir` sweeps."""
+    atomic.write_atomic(path, data, tmp_suffix=_TMP_SUFFIX)
 
 
 def prepare_dir(folder: Path) -> None:

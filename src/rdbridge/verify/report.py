@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -14,19 +13,10 @@ import numpy as np
 import polars as pl
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from rdbridge.atomic import write_atomic
 from rdbridge.contracts.verify import VerifyReport
 
 _TEMPLATES = Path(__file__).with_name("templates")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def safe_stem(name: str) -> str:
