@@ -160,6 +160,25 @@ def test_platform_sync_stores_the_promoted_source(pkg_server: tuple[Server, Path
         assert f"@factor({FACTOR!r})" in source and "def factor_momentum_vol_adj_10d(" in source
 
 
+def test_snapshot_symlinked_out_of_the_store_is_refused(pkg_server: tuple[Server, Path], tmp_path: Path) -> None:
+    """The same bytes, but reached through a symlink leaving the artifact store: 403, then served again once back."""
+    server, home = pkg_server
+    last = _registered(server)[-1]
+    path = home / "artifacts" / last.archive_path
+    outside = tmp_path / "elsewhere.tar.gz"
+    shutil.move(path, outside)
+    path.symlink_to(outside)
+    try:
+        with server.client() as c:
+            r = c.get("/factor_package/bundle", params={"version": last.version})
+            s = c.get(f"/factor_package/source/{FACTOR}", params={"version": last.version})
+    finally:
+        path.unlink()
+        shutil.move(outside, path)
+    assert r.status_code == 403 and s.status_code == 403 and str(tmp_path) not in r.text
+    assert hashlib.sha256(_bundle(server, last.version)).hexdigest() == last.sha256
+
+
 def test_tampered_snapshot_is_refused(pkg_server: tuple[Server, Path]) -> None:
     """Last test of the module: it alters the store (same size, other bytes) and then removes the file."""
     server, home = pkg_server
