@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from starlette.middleware.gzip import GZipMiddleware
 
 from rdbridge import __version__
+from rdbridge.api import package as pkg_api
 from rdbridge.api import queries
 from rdbridge.api.errors import ApiError, install_error_handlers
 from rdbridge.api.files import open_registered
@@ -41,10 +42,12 @@ from rdbridge.catalog.paging import (
 from rdbridge.contracts.api import (
     ErrorBody,
     FactorRecord,
+    FactorSourceOut,
     Health,
     LoopArtifacts,
     LoopDetail,
     LoopOut,
+    PackageVersions,
     Page,
     TaskRunOut,
     WorkspaceOut,
@@ -189,6 +192,43 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
         if doc is None:
             raise ApiError(404, "not_found", "no factor of that name")
         return json_response(request, doc)
+
+    @app.get("/factor_package/versions", response_model=PackageVersions, tags=["factor package"])
+    def package_versions(request: Request) -> Response:
+        """Every registered rd_factors_lib version: sha256 and size of its snapshot, factors added / changed."""
+        with engine.connect() as conn:
+            return json_response(request, pkg_api.versions(conn))
+
+    @app.get("/factor_package/bundle", tags=["factor package"], response_class=Response,
+             responses={200: {"content": {"application/gzip": {}, "application/zip": {}},
+                              "description": "The version's snapshot: the registered tar.gz bytes, or a zip of "
+                                             "the same files"},
+                        403: {"model": ErrorBody}, 409: {"model": ErrorBody}})
+    def package_bundle(request: Request, version: str = Query(..., min_length=1, max_length=64),
+                       format: Literal["tar.gz", "zip"] = Query("tar.gz")) -> Response:  # noqa: A002
+        """The exact registered snapshot of one version (sha256-checked); zip: the same files, deterministic."""
+        with engine.connect() as conn:
+            snap = pkg_api.read_snapshot(conn, version, store_root)
+        zipped = format == "zip"
+        safe = "".join(ch if ch.isalnum() or ch in ".-_+" else "_" for ch in snap.version)
+        headers = {"ETag": f'"{snap.sha256}{"-zip" if zipped else ""}"', "Cache-Control": "no-cache",
+                   "Content-Disposition": f"attachment; filename=rd_factors_lib-{safe}.{format}",
+                   "X-Content-Type-Options": "nosniff", "X-Snapshot-Sha256": snap.sha256}
+        if not_modified(request, headers["ETag"]):
+            return Response(status_code=304, headers=headers)
+        body = pkg_api.as_zip(snap.data) if zipped else snap.data
+        return Response(body, media_type="application/zip" if zipped else pkg_api.SNAPSHOT_MEDIA_TYPE,
+                        headers=headers)
+
+    @app.get("/factor_package/source/{name:path}", response_model=FactorSourceOut, tags=["factor package"],
+             responses={409: {"model": ErrorBody}})
+    def package_source(request: Request, name: str,
+                       version: str = Query(..., min_length=1, max_length=64)) -> Response:
+        """The source text of the function registering factor `name` at `version` (URL-encode the name), read
+        from the snapshot as text; the package is never imported."""
+        with engine.connect() as conn:
+            snap = pkg_api.read_snapshot(conn, version, store_root)
+        return json_response(request, pkg_api.factor_source(snap, name))
 
     @app.get("/alpha158/meta", response_model=list[Alpha158Entry], tags=["factors"])
     def alpha158_meta(request: Request) -> Response:

@@ -76,8 +76,8 @@ class RdAgentSource:
     def page(self, conn: Connection, f: Filters, after: str | None, limit: int) -> list[tuple[str, FactorEntry]]:
         fa, lo = Factor.__table__, Loop.__table__
         stmt = (select(fa.c.factor_id, fa.c.factor_name, fa.c.description, fa.c.formulation, fa.c.variables_json,
-                       fa.c.code_sha256, fa.c.created_at_utc, fa.c.experiment_id, lo.c.decision, lo.c.metrics_json,
-                       lo.c.updated_at_utc)
+                       fa.c.code_sha256, fa.c.created_at_utc, fa.c.experiment_id, fa.c.impl_module, fa.c.impl_func,
+                       fa.c.impl_version, lo.c.decision, lo.c.metrics_json, lo.c.updated_at_utc)
                 .join(lo, lo.c.experiment_id == fa.c.experiment_id)
                 .order_by(fa.c.factor_id).limit(limit))
         if after is not None:
@@ -105,6 +105,7 @@ class RdAgentSource:
                 formula_hint=r.formulation, variables=r.variables_json, tags=_rdagent_tags(r.decision),
                 freq="day", best_metrics=key_metrics(r.metrics_json) or None, experiment_id=r.experiment_id,
                 factor_id=r.factor_id, code_sha256=r.code_sha256, created_at_utc=r.created_at_utc,
+                impl_module=r.impl_module, impl_func=r.impl_func, impl_version=r.impl_version,  # set once promoted
                 updated_at_utc=updated)))
         return out
 

@@ -170,3 +170,28 @@ class FactorRecord(_Out):
     alpha158: dict[str, Any] | None = Field(description="The Alpha158 definition when the name is one of the 158.")
     implementations: list[FactorImplementation]
     tasks: list[FactorTaskRef]
+
+
+class PackageVersionOut(_Out):
+    """One registered version of the rd_factors_lib package (no server path: the bundle route serves it)."""
+
+    version: str
+    sha256: str = Field(description="sha256 of the version's tar.gz snapshot, as served by /factor_package/bundle.")
+    size: int = Field(description="Size of the tar.gz snapshot in bytes.")
+    created_at: datetime
+    added: list[str] = Field(description="Factors this version added.")
+    changed: list[str] = Field(description="Factors whose function this version changed.")
+
+
+class PackageVersions(_Out):
+    versions: list[PackageVersionOut]
+
+
+class FactorSourceOut(_Out):
+    """The source text of one factor's function in one package version (read from the snapshot, never run)."""
+
+    name: str
+    version: str
+    module: str = Field(description="File of the package that defines it, e.g. rd_factors_lib/generated.py.")
+    function: str
+    source: str
