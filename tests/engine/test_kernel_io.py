@@ -12,7 +12,7 @@ import polars as pl
 
 from rdbridge.engine import buffers
 from rdbridge.engine.columns import filled
-from rdbridge.engine.ops import Ctx
+from rdbridge.engine.context import Ctx
 
 FIRST_REAL = np.array([2, 2, 2, 2, 2, 7, 7, 7, 7, 7], dtype=np.int64)  # blocks 0-4 and 5-9, pads 0-1 and 5-6
 PADS = np.arange(FIRST_REAL.size) < FIRST_REAL

@@ -16,7 +16,8 @@ import polars as pl
 
 from rdbridge.engine.ast import Call, Const, Field, Node, walk
 from rdbridge.engine.epilogue import NONE, NUMBER, OPERAND, PLUS, PLUS32, SPAN, Epilogue, Operand
-from rdbridge.engine.ops import BOOL, CONST, F32, F64, OPERATORS, CompileError, Ctx, Ref, Rolling, Value
+from rdbridge.engine.context import BOOL, CONST, F32, F64, CompileError, Ctx, Value
+from rdbridge.engine.ops import OPERATORS, Ref, Rolling
 
 _COMMUTATIVE = {"Add", "Mul", "Greater", "Less", "Eq", "Ne", "And", "Or"}
 _MIRROR = {"Gt": "Lt", "Ge": "Le"}

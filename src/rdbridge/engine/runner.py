@@ -28,7 +28,7 @@ from rdbridge.engine.ast import Node, fields_of
 from rdbridge.engine.columns import series_over, values_view
 from rdbridge.engine.compiler import Plan, canonical, lookback, plan
 from rdbridge.engine.epilogue import Blocks
-from rdbridge.engine.ops import CompileError, Ctx
+from rdbridge.engine.context import CompileError, Ctx
 from rdbridge.engine.parser import ExpressionSyntaxError, parse
 from rdbridge.engine.pyfactors import run_pyfactors
 
