@@ -14,7 +14,8 @@ ALLOWED: dict[str, set[str]] = {
     "contracts": set(),
     "config": set(),
     "atomic": set(),
-    "registry": {"contracts", "config"},
+    "sqldb": set(),
+    "registry": {"contracts", "config", "sqldb"},
     "rdagent_trace": {"contracts"},
     "ingest": {"registry", "rdagent_trace", "contracts", "config"},
     "materialize": {"registry", "rdagent_trace", "contracts", "config", "atomic"},
@@ -23,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "catalog": {"registry", "contracts", "config", "atomic"},
     "api": {"catalog", "registry", "contracts", "config"},
     # the platform side knows the producer only over HTTP: never registry, ingest, api or catalog
-    "consumer": {"contracts", "config"},
+    "consumer": {"contracts", "config", "sqldb"},
     "ui": {"consumer", "contracts", "config"},
     "verify": {"engine", "consumer", "contracts", "config", "atomic"},
 }

@@ -8,25 +8,31 @@ the platform may share a PostgreSQL database with a registry without the two his
 from __future__ import annotations
 
 import os
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import URL
-from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import Session, sessionmaker
 
 from rdbridge.config import home_dir
+from rdbridge.sqldb import IMMEDIATE_OPTION, create_tuned_engine, parse_db_url, session_scope
+
+__all__ = [
+    "PlatformURLError",
+    "default_platform_db_url",
+    "default_store_dir",
+    "normalize_url",
+    "make_engine",
+    "session_scope",
+    "init_platform_db",
+    "downgrade_platform_db",
+]
 
 PLATFORM_DB_ENV = "RDBRIDGE_PLATFORM_DB"
 VERSION_TABLE = "platform_alembic_version"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _LOCK_KEY = 0x706C_6174_666D  # "platfm": advisory lock id for platform schema changes on PostgreSQL
-_IMMEDIATE = "rdbridge_platform_immediate"
 
 
 class PlatformURLError(ValueError):
@@ -50,60 +56,17 @@ def default_store_dir(db_url: str) -> Path:
     return home_dir() / "platform_files"
 
 
+_URL_HINT = "use sqlite:///path/platform.sqlite or postgresql://user@host/db (set it with --db or $RDBRIDGE_PLATFORM_DB)"
+
+
 def normalize_url(url: str | URL) -> URL:
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise PlatformURLError(f"cannot parse platform database URL {str(url)!r}: {exc}") from exc
-    backend = parsed.get_backend_name()
-    if backend in ("postgres", "postgresql"):
-        return parsed.set(drivername="postgresql+psycopg")
-    if backend != "sqlite":
-        raise PlatformURLError(
-            f"platform database URL uses {backend!r}; use sqlite:///path/platform.sqlite or postgresql://user@host/db")
-    return parsed
+    """Parse a platform database URL; PostgreSQL gets the psycopg 3 driver."""
+    return parse_db_url(url, PlatformURLError, "platform database", _URL_HINT)
 
 
 def make_engine(url: str | URL) -> Engine:
-    """An engine for the platform database (parent folder of a SQLite file created)."""
-    parsed = normalize_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA busy_timeout = 30000")
-        if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-            cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
-
-    return engine
-
-
-@contextmanager
-def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
-    """One transaction: commit at the end of the block, roll back on any error (a killed process commits nothing)."""
-    bind = engine.execution_options(**{_IMMEDIATE: True}) if write else engine
-    session = sessionmaker(bind=bind, expire_on_commit=False)()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    """An engine for the platform database, tuned for concurrent use like the registry's (`rdbridge.sqldb`)."""
+    return create_tuned_engine(normalize_url(url))
 
 
 def alembic_config(connection: Connection | None = None) -> Any:
@@ -123,7 +86,7 @@ def init_platform_db(url: str | URL | Engine) -> Engine:
     engine = url if isinstance(url, Engine) else make_engine(url)
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
-            conn = conn.execution_options(**{_IMMEDIATE: True})
+            conn = conn.execution_options(**{IMMEDIATE_OPTION: True})
         with conn.begin():
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
