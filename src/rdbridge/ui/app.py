@@ -69,6 +69,12 @@ def _number(text: str, field: str) -> float | None:
         raise HTTPException(400, f"{field} must be a number, got {text!r}") from None
 
 
+def _annotations(s: Any, kind: str, key: str) -> dict[str, Any]:
+    """What a detail page shows beside any record: its tags, mark and notes, and the (kind, key) its forms post."""
+    return {"tags": lib.tags_by_key(s, kind, [key]).get(key, []), "mark": lib.marks_by_key(s, kind, [key]).get(key, ""),
+            "notes": lib.notes(s, kind, key), "kind": kind, "key": key}
+
+
 def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
     engine = init_platform_db(db_url)
     store = FileStore(store_dir or default_store_dir(db_url))
@@ -148,14 +154,11 @@ def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
                 raise HTTPException(404, f"no factor named {name!r} in the library")
             exps = {v.experiment_id for v in versions if v.experiment_id}
             loops = {e.experiment_id: e for e in lib.experiments(s) if e.experiment_id in exps}
-            tags = lib.tags_by_key(s, "factor", [name]).get(name, [])
-            mark = lib.marks_by_key(s, "factor", [name]).get(name, "")
-            notes = lib.notes(s, "factor", name)
+            notes = _annotations(s, "factor", name)
             verdict = latest_verdicts(s, [name]).get(name)
         highlighted = {v.id: python_html(v.source_code) for v in versions if v.source_code}
-        return render(request, "factor.html", {"name": name, "versions": versions, "loops": loops, "tags": tags,
-                                             "mark": mark, "notes": notes, "highlighted": highlighted,
-                                             "kind": "factor", "key": name, "verdict": verdict})
+        return render(request, "factor.html", {"name": name, "versions": versions, "loops": loops,
+                                             "highlighted": highlighted, "verdict": verdict, **notes})
 
     @app.get("/experiments", response_class=HTMLResponse)
     def experiments(request: Request, status: str = "", task_run: str = "") -> HTMLResponse:
@@ -174,16 +177,13 @@ def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
                 raise HTTPException(404, f"no loop {task_run_id}/{loop_id} in the platform database")
             files = lib.experiment_files(s, exp.experiment_id)
             factors_ = lib.experiment_factors(s, exp.experiment_id)
-            tags = lib.tags_by_key(s, "experiment", [exp.experiment_id]).get(exp.experiment_id, [])
-            mark = lib.marks_by_key(s, "experiment", [exp.experiment_id]).get(exp.experiment_id, "")
-            notes = lib.notes(s, "experiment", exp.experiment_id)
+            notes = _annotations(s, "experiment", exp.experiment_id)
         charts = [f for f in files if f.status == "stored" and (f.mime_type in INLINE_TYPES)]
         detail = exp.detail or {}
         return render(request, "experiment.html", {
             "exp": exp, "files": files, "charts": charts, "factors": factors_, "detail": detail,
             "feedback": detail.get("feedback") or {}, "hypothesis_doc": detail.get("hypothesis_doc") or {},
-            "tasks": detail.get("tasks") or [], "tags": tags, "mark": mark, "notes": notes,
-            "kind": "experiment", "key": exp.experiment_id})
+            "tasks": detail.get("tasks") or [], **notes})
 
     @app.get("/experiments/{task_run_id}/{loop_id}/files/{file_id}")
     def experiment_file(task_run_id: str, loop_id: int, file_id: int) -> Response:
@@ -213,11 +213,8 @@ def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
             row = lib.strategy(s, strategy_id)
             if row is None:
                 raise HTTPException(404, f"no strategy {strategy_id!r}")
-            tags = lib.tags_by_key(s, "strategy", [strategy_id]).get(strategy_id, [])
-            mark = lib.marks_by_key(s, "strategy", [strategy_id]).get(strategy_id, "")
-            notes = lib.notes(s, "strategy", strategy_id)
-        return render(request, "strategy.html", {"row": row, "tags": tags, "mark": mark, "notes": notes,
-                                               "kind": "strategy", "key": strategy_id})
+            notes = _annotations(s, "strategy", strategy_id)
+        return render(request, "strategy.html", {"row": row, **notes})
 
     @app.get("/models", response_class=HTMLResponse)
     def models(request: Request) -> HTMLResponse:
@@ -233,11 +230,8 @@ def create_app(db_url: str, store_dir: Path | None = None) -> FastAPI:
             row = lib.model(s, exp_id, task_index)
             if row is None:
                 raise HTTPException(404, f"no model {key!r}")
-            tags = lib.tags_by_key(s, "model", [key]).get(key, [])
-            mark = lib.marks_by_key(s, "model", [key]).get(key, "")
-            notes = lib.notes(s, "model", key)
-        return render(request, "model.html", {"row": row, "tags": tags, "mark": mark, "notes": notes,
-                                            "kind": "model", "key": key})
+            notes = _annotations(s, "model", key)
+        return render(request, "model.html", {"row": row, **notes})
 
     @app.get("/alpha158", response_class=HTMLResponse)
     def alpha158(request: Request) -> HTMLResponse:
