@@ -281,7 +281,8 @@ def run_job(
         insts = list(instruments) if instruments else svc.instruments()
         calendar = _calendar(svc, spec)
         limit = memory_limit or int(total_memory() * DEFAULT_MEMORY_FRACTION)
-        n_parts = partitions or plan_partitions(len(insts), len(calendar), len(spec.exprs) + 8, limit)
+        n_parts = partitions or max(plan_partitions(len(insts), len(calendar), len(spec.exprs) + 8, limit),
+                                    getattr(executor, "min_partitions", 1))
         parts = partition_instruments(insts, n_parts)
         plan = _stage_plan(spec)
         n_stages = len(plan.stages)
