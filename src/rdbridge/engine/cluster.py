@@ -43,9 +43,8 @@ class DaskExecutor:
         if self.address:
             self.client = Client(self.address)
         else:
-            per_worker = int(self.memory_limit / self.workers) if self.memory_limit else "auto"
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                        memory_limit=per_worker, dashboard_address=None)
+                                        memory_limit=self._local_limit(), dashboard_address=None)
             self.client = Client(self.cluster)
         self.name = f"dask:{self.client.scheduler.address}"
         return self
@@ -56,6 +55,19 @@ class DaskExecutor:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+    @property
+    def memory_per_task(self) -> int | None:
+        """Each worker runs one task at a time within its share of the limit (a remote cluster: its own)."""
+        if self.address:
+            limits = [w.get("memory_limit") or 0 for w in self.client.scheduler_info()["workers"].values()]
+            return min(limits) if limits and min(limits) > 0 else None
+        return self._local_limit()
+
+    def _local_limit(self) -> int:
+        from rdbridge.engine.job import DEFAULT_MEMORY_FRACTION, total_memory
+
+        return int((self.memory_limit or total_memory() * DEFAULT_MEMORY_FRACTION) / self.workers)
 
     @property
     def min_partitions(self) -> int:

@@ -182,12 +182,14 @@ def compute_partition(spec: JobSpec, instruments: Sequence[str], n_stages: int) 
     return got
 
 
-def task_final(spec: JobSpec, part: int, instruments: Sequence[str], n_stages: int) -> tuple[str, int, int]:
-    """Phase C as a task writing its part file: returns (file name, instruments, rows)."""
+def task_final(spec: JobSpec, part: int, instruments: Sequence[str], n_stages: int) -> tuple[str, int, int, float]:
+    """Phase C as a task writing its part file: returns (file name, instruments, rows, compute seconds)."""
+    t = time.perf_counter()
     got = compute_partition(spec, instruments, n_stages)
+    seconds = time.perf_counter() - t
     name = f"part-{part:05d}.parquet"
     _write(got, Path(spec.scratch) / "out" / name, spec.compression)
-    return name, len(instruments), got.height
+    return name, len(instruments), got.height, seconds
 
 
 class Executor(Protocol):
@@ -281,7 +283,8 @@ def run_job(
         insts = list(instruments) if instruments else svc.instruments()
         calendar = _calendar(svc, spec)
         limit = memory_limit or int(total_memory() * DEFAULT_MEMORY_FRACTION)
-        n_parts = partitions or max(plan_partitions(len(insts), len(calendar), len(spec.exprs) + 8, limit),
+        per_task = getattr(executor, "memory_per_task", None) or limit  # a cluster's workers share the limit
+        n_parts = partitions or max(plan_partitions(len(insts), len(calendar), len(spec.exprs) + 8, per_task),
                                     getattr(executor, "min_partitions", 1))
         parts = partition_instruments(insts, n_parts)
         plan = _stage_plan(spec)
@@ -301,7 +304,8 @@ def run_job(
         else:
             (scratch / "out").mkdir()
             done = executor.map(task_final, [(spec, p, ps, n_stages) for p, ps in enumerate(parts)], "partitions")
-            files = [PartitionFile(file=n, instruments=k, rows=r) for n, k, r in done]
+            files = [PartitionFile(file=n, instruments=k, rows=r) for n, k, r, _ in done]
+            phases["compute_s"] = sum(x[3] for x in done)  # summed over tasks (parallel on a cluster)
             rows = sum(f.rows for f in files)
             factors = _factor_names(spec)
         phases["final_s"] = time.perf_counter() - t
