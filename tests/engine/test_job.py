@@ -132,3 +132,26 @@ def test_killed_run_leaves_nothing_marked_complete(qlib_dir: Path, tmp_path: Pat
     done = subprocess.run(cmd[:-3] + ["--partitions", "3", "--json"], env=env, capture_output=True, text=True)
     assert json.loads(done.stdout)["ok"], done.stderr
     assert read_dataset(out).height > 0
+
+
+def test_progress_reports_every_partition(qlib_dir: Path, tmp_path: Path) -> None:
+    from rdbridge.engine.job import LocalExecutor
+
+    seen: list[tuple[str, int, int]] = []
+    run_job(_spec(qlib_dir, {"r": "CSRank($close)"}), tmp_path / "o.parquet", partitions=3,
+            executor=LocalExecutor(lambda label, done, total: seen.append((label, done, total))))
+    assert ("partitions", 3, 3) in seen and ("stage 1 inputs", 3, 3) in seen
+    assert any(label == "stage 1 date-wise pass" for label, _, _ in seen)
+
+
+def test_lazy_cli_imports_nothing_heavy() -> None:
+    """`rdbridge version` and `rdbridge engine --help` must not import the engine's numba kernels, pandas,
+    SQLAlchemy or the API server."""
+    code = ("import sys, runpy; sys.argv = ['rdbridge', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('rdbridge.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('numba', 'pandas', 'sqlalchemy', 'fastapi', 'rdbridge.engine.kernels', 'scipy') "
+            "if m in sys.modules]\nprint('HEAVY', heavy)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    for args in (["version"], ["engine", "--help"], ["--help"]):
+        out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
+        assert "HEAVY []" in out.stdout, (args, out.stdout[-500:], out.stderr[-500:])

@@ -75,7 +75,7 @@ class JobSpec:
     history: float = 0.0
     factor_specs: list[str] = field(default_factory=list)  # module:function Python factors
     float64: bool = False
-    compression: str = "lz4"
+    compression: str = "snappy"
 
     def load(self, instruments: Sequence[str]) -> pl.DataFrame:
         from rdbridge.engine.data import open_data_service
