@@ -203,8 +203,19 @@ def main() -> None:
                 print(f"| {size} pyqlib | failed: {q['error']} |")
         if "error" not in ds and ds.get("doc"):
             estimates.append((size, ds))
-    # paper estimate: CPU seconds per partition from the dataset runs, spread over 64 cores
+    # numba's cache loading: the first warm_up of a process loads every kernel signature from the on-disk cache,
+    # the second finds them loaded; the difference is what a one-shot process pays for it
     print()
+    code = ("import time; t = time.perf_counter(); import rdbridge.engine.runner; i = time.perf_counter() - t; "
+            "from rdbridge.engine.warmup import warm_up; a = warm_up(); b = warm_up(); "
+            "print('{\"import_s\": %.3f, \"first\": %.3f, \"second\": %.3f}' % (i, a, b))")
+    w = run_process([sys.executable, "-c", code], out_root)
+    if "doc" in w:
+        d = w["doc"]
+        print(f"numba cache loading (first warm_up - second, 3 x 80 panel, Alpha158 + EXTRA): "
+              f"{d['first'] - d['second']:.2f} s (first {d['first']:.2f} s, second {d['second']:.2f} s); "
+              f"importing the engine (numpy, polars, pyarrow, numba, scipy.linalg via numba): {d['import_s']:.2f} s")
+    # paper estimate: CPU seconds per partition from the dataset runs, spread over 64 cores
     tiny = run_process(engine_cmd(build("300x2500", data_root), out_root / "tiny.parquet",
                                   ["--instruments", "SH600000"]), out_root)
     fixed = tiny["cpu_s"]

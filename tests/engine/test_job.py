@@ -155,3 +155,31 @@ def test_lazy_cli_imports_nothing_heavy() -> None:
     for args in (["version"], ["engine", "--help"], ["--help"]):
         out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
         assert "HEAVY []" in out.stdout, (args, out.stdout[-500:], out.stderr[-500:])
+
+
+def test_killed_worker_still_gives_the_whole_output(qlib_dir: Path, in_memory: pl.DataFrame, tmp_path: Path) -> None:
+    """SIGKILL one Dask worker process mid-run: Dask reruns its tasks on the restarted worker, and the committed
+    output is complete and equal to the in-memory compute."""
+    pytest.importorskip("distributed", reason="the cluster extra is part of the test extra")
+    import psutil
+
+    out = tmp_path / "factors"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    exprs = [f"--expr={k}={v}" for k, v in CS.items()]
+    cmd = [sys.executable, "-m", "rdbridge.cli", "engine", "compute", "--data", str(qlib_dir), "--out", str(out),
+           "--alpha158", *exprs, "--workers", "2", "--partitions", "12", "--memory-limit", "2GB", "--json"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    killed = None
+    while time.monotonic() < deadline and proc.poll() is None and killed is None:
+        if list(tmp_path.glob(".factors.tmp-*/stage0/in-*.parquet")):
+            me = psutil.Process(proc.pid)
+            workers = [c for c in me.children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+            if workers:
+                killed = workers[0].pid
+                os.kill(killed, signal.SIGKILL)
+        time.sleep(0.01)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert killed is not None, f"the run ended before a worker could be killed: {stdout[-500:]} {stderr[-1500:]}"
+    assert json.loads(stdout.strip().splitlines()[-1])["ok"], stderr[-2000:]
+    assert read_dataset(out).equals(in_memory)
