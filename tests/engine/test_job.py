@@ -51,7 +51,7 @@ def _spec(qlib_dir: Path, exprs: dict[str, str], **kw: object) -> dict:
 
 def test_partitioned_dataset_equals_in_memory(qlib_dir: Path, in_memory: pl.DataFrame, tmp_path: Path) -> None:
     out = tmp_path / "factors"
-    res = run_job(_spec(qlib_dir, {**alpha158_expressions(), **CS}), out, partitions=5)
+    res = run_job(_spec(qlib_dir, {**alpha158_expressions(), **CS}), out, partitions=5, buckets=7)
     assert res.partitions == 5 and res.stages == 2
     got = read_dataset(out)
     assert got.columns == in_memory.columns and got.height == in_memory.height

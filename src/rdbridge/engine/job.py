@@ -262,9 +262,11 @@ def run_job(
     partitions: int | None = None,
     executor: Executor | None = None,
     overlap_write: bool = True,
+    buckets: int | None = None,
 ) -> JobResult:
     """Compute the request into ``out``: a ``.parquet`` file (local executor) or a dataset directory of part files
-    with ``_manifest.json``; either appears at ``out`` only when complete."""
+    with ``_manifest.json``; either appears at ``out`` only when complete. ``buckets`` fixes the date buckets of
+    the date-wise passes (default: as few as the memory limit allows)."""
     from rdbridge.engine.data import open_data_service
 
     t0 = time.perf_counter()
@@ -293,14 +295,15 @@ def run_job(
             t = time.perf_counter()
             executor.map(task_inputs, [(spec, p, ps, s) for p, ps in enumerate(parts)], f"stage {s + 1} inputs")
             width = 24 + 12 * len(stage.jobs)
-            n_buckets = max(1, math.ceil(len(insts) * len(calendar) * width * 4 / max(limit - BASE_BYTES, 2**26)))
-            buckets = date_buckets(calendar, n_buckets)
-            executor.map(task_cross_section, [(spec, b, lo, hi, s) for b, (lo, hi) in enumerate(buckets)],
+            n_buckets = max(1, math.ceil(len(insts) * len(calendar) * width * 4 / max(per_task - BASE_BYTES, 2**26)))
+            ranges = date_buckets(calendar, buckets or n_buckets)
+            executor.map(task_cross_section, [(spec, b, lo, hi, s) for b, (lo, hi) in enumerate(ranges)],
                          f"stage {s + 1} date-wise pass")
             phases[f"stage{s}_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        if single_file:
-            rows, factors, files = _final_single_file(spec, parts, n_stages, executor, scratch, overlap_write, phases)
+        if isinstance(executor, LocalExecutor):
+            rows, factors, files = _final_streamed(spec, parts, n_stages, executor, scratch, overlap_write, phases,
+                                                   single_file)
         else:
             (scratch / "out").mkdir()
             done = executor.map(task_final, [(spec, p, ps, n_stages) for p, ps in enumerate(parts)], "partitions")
@@ -333,13 +336,16 @@ def _calendar(svc: Any, spec: JobSpec) -> list[Any]:
     return [x for x in cal.astype("datetime64[us]").tolist()]
 
 
-def _final_single_file(spec: JobSpec, parts: list[list[str]], n_stages: int, executor: Executor, scratch: Path,
-                       overlap: bool, timings: dict[str, float]) -> tuple[int, list[str], list[PartitionFile]]:
-    """Phase C streamed into one Parquet file, one row group per partition: partition k is written on a
-    background thread while partition k + 1 computes (pyarrow releases the GIL while it encodes and writes)."""
+def _final_streamed(spec: JobSpec, parts: list[list[str]], n_stages: int, executor: Executor, scratch: Path,
+                    overlap: bool, timings: dict[str, float],
+                    single_file: bool) -> tuple[int, list[str], list[PartitionFile]]:
+    """Phase C in this process, each partition streamed out as it is done: into one Parquet file (a row group per
+    partition) or a part file each. Partition k is written on a background thread while partition k + 1 computes
+    (pyarrow releases the GIL while it encodes and writes)."""
     import pyarrow.parquet as pq
 
     path = scratch / "out.parquet"
+    (scratch / "out").mkdir(exist_ok=True)
     writer: pq.ParquetWriter | None = None
     pending: threading.Thread | None = None
     error: list[BaseException] = []
@@ -347,52 +353,55 @@ def _final_single_file(spec: JobSpec, parts: list[list[str]], n_stages: int, exe
     files: list[PartitionFile] = []
     factors: list[str] = []
 
-    def write(table: Any) -> None:
+    def write(table: Any, name: str) -> None:
         try:
-            assert writer is not None
-            writer.write_table(table, row_group_size=1 << 20)
+            if single_file:
+                assert writer is not None
+                writer.write_table(table, row_group_size=1 << 20)
+            else:
+                tmp = scratch / "out" / f".{name}.tmp"
+                pq.write_table(table, tmp, compression=spec.compression, use_dictionary=["instrument"],
+                               write_statistics=["instrument", "datetime"], row_group_size=1 << 20)
+                os.replace(tmp, scratch / "out" / name)
         except BaseException as exc:  # noqa: BLE001 - raised again on the main thread
             error.append(exc)
 
-    def compute_one(p: int, ps: list[str]) -> pl.DataFrame:
-        t = time.perf_counter()
-        frame = compute_partition(spec, ps, n_stages)
-        timings["compute_s"] = timings.get("compute_s", 0.0) + time.perf_counter() - t
-        return frame
-
-    try:
-        for i, ps in enumerate(parts):
-            got = compute_one(i, ps)
-            table = got.to_arrow()
-            if writer is None:
-                factors = [c for c in got.columns if c not in ("instrument", "datetime")]
-                writer = pq.ParquetWriter(path, table.schema, compression=spec.compression,
-                                          use_dictionary=["instrument"], write_statistics=["instrument", "datetime"])
-            t = time.perf_counter()
-            if pending is not None:
-                pending.join()
-            timings["write_wait_s"] = timings.get("write_wait_s", 0.0) + time.perf_counter() - t
-            if error:
-                raise error[0]
-            rows += got.height
-            files.append(PartitionFile(file="out.parquet", instruments=len(ps), rows=got.height))
-            del got
-            if overlap and i + 1 < len(parts):
-                pending = threading.Thread(target=write, args=(table,), daemon=True)
-                pending.start()
-            else:
-                write(table)
-            if isinstance(executor, LocalExecutor) and executor.progress:
-                executor.progress("partitions", i + 1, len(parts))
+    def wait() -> None:
         t = time.perf_counter()
         if pending is not None:
             pending.join()
+        timings["write_wait_s"] = timings.get("write_wait_s", 0.0) + time.perf_counter() - t
         if error:
             raise error[0]
+
+    try:
+        for i, ps in enumerate(parts):
+            t = time.perf_counter()
+            got = compute_partition(spec, ps, n_stages)
+            timings["compute_s"] = timings.get("compute_s", 0.0) + time.perf_counter() - t
+            table = got.to_arrow()
+            name = "out.parquet" if single_file else f"part-{i:05d}.parquet"
+            if writer is None and single_file:
+                writer = pq.ParquetWriter(path, table.schema, compression=spec.compression,
+                                          use_dictionary=["instrument"], write_statistics=["instrument", "datetime"])
+            factors = [c for c in got.columns if c not in ("instrument", "datetime")]
+            wait()
+            rows += got.height
+            files.append(PartitionFile(file=name, instruments=len(ps), rows=got.height))
+            del got
+            if overlap and i + 1 < len(parts):
+                pending = threading.Thread(target=write, args=(table, name), daemon=True)
+                pending.start()
+            else:
+                write(table, name)
+            if isinstance(executor, LocalExecutor) and executor.progress:
+                executor.progress("partitions", i + 1, len(parts))
+        wait()
     finally:
+        if pending is not None:
+            pending.join()
         if writer is not None:
             writer.close()
-    timings["write_wait_s"] = timings.get("write_wait_s", 0.0) + time.perf_counter() - t
     return rows, factors, files
 
 
