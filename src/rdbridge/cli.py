@@ -286,8 +286,8 @@ class _LazyGroup(typer.core.TyperGroup):
                 return None
             cmd = typer.main.get_command(sub)
             cmd.name = name
-            if getattr(cmd, "help", None) is None or isinstance(cmd, typer.core.TyperGroup):
-                cmd.help = cmd.help or _LAZY[name][1]
+            if isinstance(cmd, typer.core.TyperGroup):  # as add_typer(help=...) had it; a command keeps its own
+                cmd.help = _LAZY[name][1]
             self._commands[name] = cmd
         return self._commands[name]
 
