@@ -43,8 +43,15 @@ class DaskExecutor:
         if self.address:
             self.client = Client(self.address)
         else:
-            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                        memory_limit=self._local_limit(), dashboard_address=None)
+            import dask
+
+            # our tasks hold no Dask data (they read and write files), so pausing a worker or spilling frees
+            # nothing; the partitions are sized to ~65% of a worker's share, and the nanny still restarts a worker
+            # past 98% of it (its tasks rerun elsewhere)
+            with dask.config.set({"distributed.worker.memory.pause": False,
+                                  "distributed.worker.memory.terminate": 0.98}):
+                self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                            memory_limit=self._local_limit(), dashboard_address=None)
             self.client = Client(self.cluster)
         self.name = f"dask:{self.client.scheduler.address}"
         return self
