@@ -89,8 +89,7 @@ def test_memory_limit_sets_the_partitions() -> None:
 
 
 def test_local_cluster_equals_single_process(qlib_dir: Path, in_memory: pl.DataFrame, tmp_path: Path) -> None:
-    pytest.importorskip("distributed", reason="the cluster extra is part of the test extra")
-    from rdbridge.engine.cluster import DaskExecutor
+    from rdbridge.engine.cluster import DaskExecutor  # distributed: the cluster extra, part of the test extra
 
     exprs = {**alpha158_expressions(), **CS}
     with DaskExecutor(workers=2, memory_limit=2 * 2**30) as ex:
@@ -160,7 +159,7 @@ def test_lazy_cli_imports_nothing_heavy() -> None:
 def test_killed_worker_still_gives_the_whole_output(qlib_dir: Path, in_memory: pl.DataFrame, tmp_path: Path) -> None:
     """SIGKILL one Dask worker process mid-run: Dask reruns its tasks on the restarted worker, and the committed
     output is complete and equal to the in-memory compute."""
-    pytest.importorskip("distributed", reason="the cluster extra is part of the test extra")
+    import distributed  # noqa: F401 - the cluster extra, part of the test extra
     import psutil
 
     out = tmp_path / "factors"
