@@ -41,10 +41,11 @@ DEFAULT_MEMORY_FRACTION = 0.5
 def bytes_per_row(n_exprs: int) -> int:
     """Peak bytes one panel row costs: the compute (the float32 outputs, the live float64 intermediates of one
     expression group, the padded layout) plus the previous partition's float32 output, still held while it is
-    written on the background thread. Calibrated on Alpha158: the compute is ~1.26 kB a row over the base process
-    (300 x 2,500: 1.1 GB peak for 675,816 rows), the held output 0.65 kB; this model says 2.5 kB, so a partition
-    stays within about 80% of its budget (5,000 x 2,500 at 3 GB without the held output in the model: 3.7 GB)."""
-    return 8 * (n_exprs + 40) + 200 + 4 * n_exprs + 16
+    written on the background thread, twice (the Arrow table and the writer's encoded pages of its row group).
+    Calibrated on Alpha158: the compute is ~1.26 kB a row over the base process (300 x 2,500: 1.1 GB peak for
+    675,816 rows), the held output 0.65 kB. 5,000 x 2,500 at ``--memory-limit 3GB`` peaked at 3.7 GB without the
+    held output in the model and at 3.05 GB (99% of 3 GiB) with it counted once; hence twice (3.2 kB a row)."""
+    return 8 * (n_exprs + 40) + 200 + 8 * n_exprs + 32
 
 
 def total_memory() -> int:
