@@ -44,7 +44,7 @@ def bytes_per_row(n_exprs: int) -> int:
     written on the background thread, twice (the Arrow table and the writer's encoded pages of its row group).
     Calibrated on Alpha158: the compute is ~1.26 kB a row over the base process (300 x 2,500: 1.1 GB peak for
     675,816 rows), the held output 0.65 kB. 5,000 x 2,500 at ``--memory-limit 3GB`` peaked at 3.7 GB without the
-    held output in the model and at 3.05 GB (99% of 3 GiB) with it counted once; hence twice (3.2 kB a row)."""
+    held output in the model, at 3.05 GB (99% of 3 GiB) with it counted once, at 2.6 GB (85%) counted twice."""
     return 8 * (n_exprs + 40) + 200 + 8 * n_exprs + 32
 
 
