@@ -17,6 +17,7 @@ from rdbridge import __version__
 from rdbridge.config import default_db_url
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="rdbridge: RD-Agent results to the trading platform.")
+# the sub-apps of other layers are loaded lazily: see _LazyGroup at the end
 err = Console(stderr=True)
 
 DbOption = typer.Option(None, "--db", help="SQLAlchemy URL of the registry (default: $RDBRIDGE_HOME/registry.sqlite).")
@@ -215,29 +216,100 @@ def _refresh_factor_meta(db_url: str, experiment_ids: list[str]) -> None:
     refresh_factor_meta(db_url, experiment_ids)
 
 
-def _mount_optional() -> None:
-    """Sub-apps of other layers; each is optional so a partial install still has a working CLI."""
-    from rdbridge.api.cli import serve_command
-    from rdbridge.catalog.cli import catalog_app
-
-    app.command("serve")(serve_command)
-    app.add_typer(catalog_app, name="catalog", help="Export the catalogs or print their JSON Schemas.")
-    try:
-        from rdbridge.engine.cli import engine_app
-    except ImportError:
-        return
-    app.add_typer(engine_app, name="engine", help="Compute Qlib-expression and Python factors on a panel.")
+def _load_factorlib() -> Any:
     from rdbridge.factorlib import cli as factorlib_cli
-    from rdbridge.factorlib.cli import factorlib_app
 
     factorlib_cli.AFTER_PROMOTION_HOOK = _refresh_factor_meta
-    app.add_typer(factorlib_app, name="factorlib", help="The shared factor package rd_factors_lib.")
+    return factorlib_cli.factorlib_app
+
+
+def _load_serve() -> Any:
+    from rdbridge.api.cli import serve_command
+
+    single = typer.Typer(add_completion=False)
+    single.command("serve")(serve_command)
+    return single
+
+
+def _load_engine() -> Any:
+    from rdbridge.engine.cli import engine_app
+
+    return engine_app
+
+
+def _load_catalog() -> Any:
+    from rdbridge.catalog.cli import catalog_app
+
+    return catalog_app
+
+
+def _load_verify() -> Any:
     from rdbridge.verify.cli import verify_app
 
-    app.add_typer(verify_app, name="verify", help="Verify platform factor implementations against rd_factors_lib.")
+    return verify_app
 
 
-_mount_optional()
+_LAZY: dict[str, tuple[Any, str]] = {
+    "serve": (_load_serve, "Serve the read-only Results API."),
+    "catalog": (_load_catalog, "Export the catalogs or print their JSON Schemas."),
+    "engine": (_load_engine, "Compute Qlib-expression and Python factors on a panel."),
+    "factorlib": (_load_factorlib, "The shared factor package rd_factors_lib."),
+    "verify": (_load_verify, "Verify platform factor implementations against rd_factors_lib."),
+}
+"""Sub-apps of other layers, imported only when their command runs (or a listing needs them all): `rdbridge
+version` or `rdbridge engine compute` must not pay for the imports of the API server, the catalogs, numba or
+pandas that other commands need (about 1.5 s of a 5 s Alpha158 job before). Each stays optional: an ImportError
+hides it, so a partial install still has a working CLI."""
+
+
+class _LazyGroup(typer.core.TyperGroup):
+    """A command group whose `_LAZY` sub-apps are loaded when resolved; help listings show a stub with the help."""
+
+    _resolving = False
+
+    @property
+    def commands(self) -> dict[str, Any]:  # type: ignore[override]
+        """Every command, the lazy ones loaded (for tools that walk the tree, e.g. the docs test)."""
+        for name in _LAZY:
+            self._load(name)
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: Any) -> None:
+        self._commands = dict(value)
+
+    def _load(self, name: str) -> Any:
+        if name not in self._commands:
+            try:
+                sub = _LAZY[name][0]()
+            except ImportError:
+                return None
+            cmd = typer.main.get_command(sub)
+            cmd.name = name
+            if isinstance(cmd, typer.core.TyperGroup):  # as add_typer(help=...) had it; a command keeps its own
+                cmd.help = _LAZY[name][1]
+            self._commands[name] = cmd
+        return self._commands[name]
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self._commands, *(n for n in _LAZY if n not in self._commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in _LAZY and cmd_name not in self._commands:
+            if self._resolving:
+                return self._load(cmd_name)
+            return typer.core.TyperCommand(cmd_name, help=_LAZY[cmd_name][1])  # a listing: no import
+        return self._commands.get(cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        self._resolving = True
+        try:
+            return super().resolve_command(ctx, args)
+        finally:
+            self._resolving = False
+
+
+app.info.cls = _LazyGroup
 
 if __name__ == "__main__":
     app()

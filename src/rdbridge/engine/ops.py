@@ -976,6 +976,8 @@ OPERATORS: dict[str, Op] = {
 }
 """Every supported operator by its Qlib name."""
 
+import rdbridge.engine.cross_section  # noqa: E402,F401 - registers CSRank, CSZScore, CSDemean (they subclass Op)
+
 UNSUPPORTED = {
     "Mask": "it reads another instrument's data",
     "ChangeInstrument": "it reads another instrument's data",

@@ -196,7 +196,7 @@ class _Parser:
             if name in OPERATORS:
                 raise self.error(f"operator {name} must be called, e.g. {name}(...)", self.peek())
             raise self.error(f"unknown name {name!r} (fields start with `$`, e.g. `${name}`)", name_tok)
-        if name not in OPERATORS:
+        if name not in OPERATORS or name.startswith("_"):  # _names are the engine's internal nodes
             if name in UNSUPPORTED:
                 raise self.error(f"operator {name} is not supported by the engine: {UNSUPPORTED[name]}", name_tok)
             close = [k for k in OPERATORS if k.lower() == name.lower()]

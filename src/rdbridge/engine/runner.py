@@ -27,6 +27,7 @@ from rdbridge.engine import buffers
 from rdbridge.engine.ast import Node, fields_of
 from rdbridge.engine.columns import series_over, values_view
 from rdbridge.engine.compiler import Plan, canonical, lookback, plan
+from rdbridge.engine.cross_section import CS_PREFIX, CSValue, has_cross_section
 from rdbridge.engine.epilogue import Blocks
 from rdbridge.engine.context import CompileError, Ctx
 from rdbridge.engine.parser import ExpressionSyntaxError, parse
@@ -69,6 +70,9 @@ def parse_all(exprs: Mapping[str, str]) -> dict[str, Node]:
     """Parse and canonicalise every expression, naming the factor in any error."""
     roots: dict[str, Node] = {}
     for name, text in exprs.items():
+        if isinstance(text, Node):  # already parsed (the staged runner's rewritten requests)
+            roots[name] = canonical(text)
+            continue
         try:
             roots[name] = _canonical_tree(text) if isinstance(text, str) else canonical(parse(text))  # parse: TypeError
         except ExpressionSyntaxError as exc:
@@ -124,8 +128,10 @@ class Layout:
         }
         valid, n_pads = validity
         for f in fields:
-            src = np.ascontiguousarray(panel[f].cast(pl.Float32).to_numpy())
-            arr = np.empty(self.n_padded, dtype=np.float32)
+            # cross-sectional results of an earlier stage stay float64 (cross_section.py); fields are float32
+            wide = f.startswith(CS_PREFIX) and panel.schema[f] == pl.Float64
+            src = np.ascontiguousarray(panel[f].cast(pl.Float64 if wide else pl.Float32).to_numpy())
+            arr = np.empty(self.n_padded, dtype=np.float64 if wide else np.float32)
             _scatter_runs(src, runs.src_start, runs.dst_start, runs.length, arr)
             cols[f] = series_over(arr, valid, n_pads).alias(f)
         return pl.DataFrame(cols)
@@ -222,6 +228,10 @@ def compute(
     """
     with _no_cyclic_gc():
         try:
+            if has_cross_section(parse_all(exprs)):
+                from rdbridge.engine.stages import compute_staged
+
+                return compute_staged(panel, exprs, start=start, end=end, pyfactors=pyfactors, progress=progress)
             return _compute(panel, exprs, start=start, end=end, pyfactors=pyfactors, progress=progress)
         finally:
             buffers.release_idle()
@@ -262,8 +272,9 @@ def _compute(
     needed: set[str] = set()
     for root in roots.values():
         needed |= fields_of(root)
-    _check_panel(panel, needed)
     all_nodes = [n for r in roots.values() for n in _walk_all(r)]
+    needed |= {f"{CS_PREFIX}{int(n.params[0])}" for n in all_nodes if getattr(n, "op", None) == CSValue.name}
+    _check_panel(panel, needed)
     pad = lookback(all_nodes)
     layout = build_layout(panel["instrument"], pad)
     buffers.prefill([(buffers.nbytes(layout.n_padded, np.float64), PREFILL_COLUMNS)])

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import polars as pl
+
+if TYPE_CHECKING:  # pandas is imported only for a pandas frame: 0.3 s a process that reads files need not pay
+    import pandas as pd
 
 from rdbridge.engine.data._panel import (
     KEYS,
@@ -19,8 +22,15 @@ from rdbridge.engine.data._panel import (
 )
 
 
+def _is_pandas(frame: object) -> bool:
+    """A pandas frame, told without importing pandas (a polars frame never needs it)."""
+    return type(frame).__module__.startswith("pandas")
+
+
 def _from_pandas(frame: pd.DataFrame) -> pl.DataFrame:
     """Accept Qlib's pandas shape: a (datetime, instrument) or (instrument, datetime) MultiIndex, or plain columns."""
+    import pandas as pd
+
     if isinstance(frame.index, pd.MultiIndex):
         names = list(frame.index.names)
         if sorted(n for n in names if n) != sorted(KEYS):
@@ -36,7 +46,7 @@ class MemoryDataService:
 
     def __init__(self, frame: pl.DataFrame | pd.DataFrame, *, name: str = "in-memory frame") -> None:
         self.name = name
-        raw = _from_pandas(frame) if isinstance(frame, pd.DataFrame) else frame
+        raw = _from_pandas(frame) if _is_pandas(frame) else frame
         panel = normalize(raw, name)
         self._calendar = np.unique(panel["datetime"].to_numpy())
         self._panel = densify(panel, self._calendar)
