@@ -222,6 +222,8 @@ def _mount_optional() -> None:
 
     app.command("serve")(serve_command)
     app.add_typer(catalog_app, name="catalog", help="Export the catalogs or print their JSON Schemas.")
+    if sys.argv[1:2] == ["serve"]:
+        return  # the API needs none of the layers below (the engine alone takes ~1 s to import)
     try:
         from rdbridge.engine.cli import engine_app
     except ImportError:
