@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from rdbridge.api.cache import cache_key
 from rdbridge.api.stamp import stamp_for
@@ -85,24 +85,28 @@ def test_a_commit_is_seen_by_the_next_request(server: Server) -> None:
     """Every cached answer depends on the registry: after each commit the same URL answers the new data."""
     engine = make_engine(server.db_url)
     path = f"/loops/{RUN_A}/0"
+    where = (Loop.task_run_id == RUN_A, Loop.loop_id == 0)
+    with session_scope(engine, write=False) as s:  # the registry is shared: put back exactly what was there
+        original, stamp = s.execute(select(Loop.hypothesis, Loop.updated_at_utc).where(*where)).one()
     try:
         with server.client() as c:
-            original = c.get(path).json()["hypothesis"]
             for i in range(3):
                 c.get(path)  # cached
                 with session_scope(engine) as s:
-                    s.execute(update(Loop).where(Loop.task_run_id == RUN_A, Loop.loop_id == 0)
-                              .values(hypothesis=f"changed {i}"))
+                    s.execute(update(Loop).where(*where).values(hypothesis=f"changed {i}", updated_at_utc=stamp))
                 assert c.get(path).json()["hypothesis"] == f"changed {i}"
     finally:
         with session_scope(engine) as s:
-            s.execute(update(Loop).where(Loop.task_run_id == RUN_A, Loop.loop_id == 0).values(hypothesis=original))
+            s.execute(update(Loop).where(*where).values(hypothesis=original, updated_at_utc=stamp))
         engine.dispose()
 
 
 def test_stamp_moves_on_every_commit(backend: tuple[str, World]) -> None:
     url, _ = backend
     engine = make_engine(url)
+    where = (Loop.task_run_id == RUN_A, Loop.loop_id == 0)
+    with session_scope(engine, write=False) as s:
+        when = s.execute(select(Loop.updated_at_utc).where(*where)).scalar_one()
     try:
         stamp, _threaded = stamp_for(engine)
         assert stamp is not None
@@ -110,14 +114,14 @@ def test_stamp_moves_on_every_commit(backend: tuple[str, World]) -> None:
         assert stamp() == seen[0], "no commit, same stamp"
         for i in range(3):
             with session_scope(engine) as s:
-                s.execute(update(Loop).where(Loop.task_run_id == RUN_A, Loop.loop_id == 0)
-                          .values(materialization_attempts=Loop.materialization_attempts + 1))
+                s.execute(update(Loop).where(*where).values(
+                    materialization_attempts=Loop.materialization_attempts + 1, updated_at_utc=when))
             seen.append(stamp())
         assert None not in seen and len(set(seen)) == len(seen), seen
     finally:
         with session_scope(engine) as s:
-            s.execute(update(Loop).where(Loop.task_run_id == RUN_A, Loop.loop_id == 0)
-                      .values(materialization_attempts=Loop.materialization_attempts - 3))
+            s.execute(update(Loop).where(*where).values(materialization_attempts=Loop.materialization_attempts - 3,
+                                                        updated_at_utc=when))
         engine.dispose()
 
 

@@ -6,7 +6,8 @@ panel fields it reads (`"$close"` ... constants in it and in the package functio
 
 Which package: the latest version registered in `factor_package_versions` (its snapshot in the artifact store,
 sha256-checked) - what the platform downloads. Before any version is registered, the rd_factors_lib this rdbridge
-ships with (located with `importlib.util.find_spec`, which finds a top-level package without running it).
+ships with (located with `importlib.util.find_spec`, which finds a top-level package without running it), with no
+`impl_version`: no registered version holds it yet, so there is no source the API could serve for it.
 `alpha158.py` is listed by the Alpha158 source and `generated.py` (promoted RD-Agent factors) by the RD-Agent source,
 so neither is listed here.
 """
@@ -45,7 +46,8 @@ class PackageFactor:
 
 @dataclass(frozen=True)
 class PackageIndex:
-    version: str
+    version: str | None
+    """The registered version; None for the shipped package (no version the API could serve a source of)."""
     created_at_utc: datetime | None
     """When the version was registered (None: the shipped package, not registered yet)."""
     factors: tuple[PackageFactor, ...]
@@ -167,11 +169,9 @@ def shipped_index() -> PackageIndex | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     folder = Path(next(iter(spec.submodule_search_locations)))
-    version_file = folder / "VERSION"
-    version = version_file.read_text(encoding="utf-8").strip() if version_file.is_file() else "unknown"
     modules = {p.stem: p.read_text(encoding="utf-8", errors="replace") for p in sorted(folder.glob("*.py"))
                if p.stat().st_size <= MAX_MODULE_BYTES}
-    _shipped.append(PackageIndex(version=version, created_at_utc=None, factors=tuple(parse_modules(modules))))
+    _shipped.append(PackageIndex(version=None, created_at_utc=None, factors=tuple(parse_modules(modules))))
     return _shipped[0]
 
 
