@@ -14,18 +14,22 @@ from materialize.conftest import FIXTURES, Ingested, ingest_copy, loops
 from rdbridge.catalog import documents
 from rdbridge.catalog.export import build_catalogs
 from rdbridge.catalog.strategies import strategy_params
-from rdbridge.contracts.artifacts import ModelMeta, StrategyDoc
+from rdbridge.contracts.artifacts import FactorMeta, ModelMeta, StrategyDoc
 from rdbridge.contracts.catalog import ModelCatalog, StrategyCatalog
 from rdbridge.materialize import materialize
 from rdbridge.registry import Artifact, ArtifactFile, make_engine, session_scope
 
 
-def _catalogs(t: Ingested) -> tuple[StrategyCatalog, ModelCatalog]:
+def _all(t: Ingested) -> dict:
     engine = make_engine(t.db_url)
     try:
-        docs = build_catalogs(engine, store_root=t.store)
+        return build_catalogs(engine, store_root=t.store)
     finally:
         engine.dispose()
+
+
+def _catalogs(t: Ingested) -> tuple[StrategyCatalog, ModelCatalog]:
+    docs = _all(t)
     return docs["strategy_catalog.json"], docs["model_catalog.json"]  # type: ignore[return-value]
 
 
@@ -49,6 +53,9 @@ def test_before_materialize_the_registry_alone_fills_the_catalogs(quant: Ingeste
     for m in models.models:
         assert not m.materialized and m.model_class is None and m.features is None and m.segments is None
         assert m.architecture and m.hyperparameters and m.model_type
+    factors = _all(quant)["factor_catalog.json"].factors  # type: ignore[attr-defined]
+    rd = [e for e in factors if e.source == "rdagent"]
+    assert rd and all(e.region is None and e.align is None for e in rd)
 
 
 def test_catalogs_follow_the_materialized_documents(quant: Ingested) -> None:
@@ -79,6 +86,15 @@ def test_catalogs_follow_the_materialized_documents(quant: Ingested) -> None:
     assert set(with_doc) <= set(seen)
     distinct = {json.dumps(strategy_params(d), sort_keys=True) for d in with_doc.values()}
     assert len([s for s in strategies.strategies if s.identified_by == "strategy.json"]) == len(distinct)
+
+    # RD-Agent factors: region / align / nan_policy from their loop's factor_meta.json
+    rd = [e for e in _all(quant)["factor_catalog.json"].factors if e.source == "rdagent"]  # type: ignore[attr-defined]
+    assert rd
+    for e in rd:
+        lp = all_loops[e.experiment_id]
+        meta = FactorMeta.model_validate_json(_doc(quant, lp.task_run_id, lp.loop_id, "factor_meta.json") or b"")
+        rec = next(x for x in meta.factors if x.factor_id == e.factor_id)
+        assert (e.region, e.align, e.nan_policy) == (rec.region, rec.align, rec.nan_policy) and e.align == "close"
 
     # models: the Qlib side comes from each loop's model_meta.json
     assert models.models

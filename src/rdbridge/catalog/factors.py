@@ -14,10 +14,12 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, or_, select
 
 from rdbridge.catalog.alpha158 import alpha158_entries
+from rdbridge.catalog.documents import loop_documents
 from rdbridge.catalog.metrics import key_metrics
 from rdbridge.catalog.package_factors import PackageFactor, PackageIndex, package_index
 from rdbridge.catalog.paging import Filters, PageRequest, text_match
 from rdbridge.config import artifact_root
+from rdbridge.contracts.artifacts import FactorMeta
 from rdbridge.contracts.catalog import FactorEntry
 from rdbridge.registry.models import Factor, Loop
 
@@ -119,10 +121,14 @@ def _rdagent_tags(decision: bool | None) -> list[str]:
 
 
 class RdAgentSource:
-    """Every factor implementation RD-Agent wrote (registry `factors`, one per name+code), with its loop's result."""
+    """Every factor implementation RD-Agent wrote (registry `factors`, one per name+code), with its loop's result;
+    `region`, `align` and `nan_policy` from the loop's materialized factor_meta.json (null before)."""
 
     name = "rdagent"
     rank = 2
+
+    def __init__(self, store_root: Path | None = None) -> None:
+        self.store_root = store_root
 
     def page(self, conn: Connection, f: Filters, after: str | None, limit: int) -> list[tuple[str, FactorEntry]]:
         fa, lo = Factor.__table__, Loop.__table__
@@ -148,13 +154,20 @@ class RdAgentSource:
             stmt = stmt.where(text_match(f.q, fa.c.factor_name, fa.c.description, fa.c.formulation))
         if f.updated_since is not None:
             stmt = stmt.where(or_(lo.c.updated_at_utc >= f.updated_since, fa.c.created_at_utc >= f.updated_since))
+        rows = conn.execute(stmt).all()
+        metas = loop_documents(conn, self.store_root if self.store_root is not None else artifact_root(),
+                               "factor_meta.json", FactorMeta, sorted({r.experiment_id for r in rows}))
+        meta = {(eid, m.factor_id): m for eid, doc in metas.items() for m in doc.factors if m.factor_id}
         out = []
-        for r in conn.execute(stmt):
+        for r in rows:
             updated = max(r.updated_at_utc, r.created_at_utc)
+            m = meta.get((r.experiment_id, r.factor_id))
             out.append((r.factor_id, FactorEntry(
                 id=f"rdagent:{r.factor_id}", name=r.factor_name, source="rdagent", description=r.description,
                 formula_hint=r.formulation, variables=r.variables_json, tags=_rdagent_tags(r.decision),
-                freq="day", best_metrics=key_metrics(r.metrics_json) or None, experiment_id=r.experiment_id,
+                freq="day", region=m.region if m else None, align=m.align if m else None,
+                nan_policy=m.nan_policy if m else None,
+                best_metrics=key_metrics(r.metrics_json) or None, experiment_id=r.experiment_id,
                 factor_id=r.factor_id, code_sha256=r.code_sha256, created_at_utc=r.created_at_utc,
                 impl_module=r.impl_module, impl_func=r.impl_func, impl_version=r.impl_version,  # set once promoted
                 updated_at_utc=updated)))
@@ -163,7 +176,7 @@ class RdAgentSource:
 
 def factor_sources(store_root: Path | None = None) -> tuple[FactorSource, ...]:
     """Every origin in rank order; `store_root`: the artifact store holding package snapshots (default: config)."""
-    return (Alpha158Source(), PackageSource(store_root), RdAgentSource())
+    return (Alpha158Source(), PackageSource(store_root), RdAgentSource(store_root))
 
 
 SOURCES: tuple[FactorSource, ...] = factor_sources()
