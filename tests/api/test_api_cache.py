@@ -128,6 +128,10 @@ def test_stamp_moves_on_every_commit(backend: tuple[str, World]) -> None:
 def test_no_stamp_no_cache(tmp_path: Path) -> None:
     """An in-memory registry has no stamp another process could move: nothing is cached."""
     assert stamp_for(make_engine("sqlite://"))[0] is None
-    db = tmp_path / "r.sqlite"
+    db = tmp_path / "odd name ü#" / "r.sqlite"
+    missing = stamp_for(make_engine(f"sqlite:///{db}"))[0]
+    assert missing is not None and missing() is None and not db.exists(), "a missing file is not created"
+    db.parent.mkdir(exist_ok=True)
     sqlite3.connect(db).close()
-    assert stamp_for(make_engine(f"sqlite:///{db}"))[0] is not None
+    stamp = stamp_for(make_engine(f"sqlite:///{db}"))[0]
+    assert stamp is not None and stamp() is not None

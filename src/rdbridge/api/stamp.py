@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import Engine, text
 
@@ -33,9 +34,9 @@ def sqlite_stamp(path: str) -> Stamp:
         with lock:
             try:
                 conn = state["conn"]
-                if conn is None:
-                    conn = state["conn"] = sqlite3.connect(path, timeout=0, check_same_thread=False,
-                                                           isolation_level=None)
+                if conn is None:  # mode=rw: never creates a missing registry file
+                    conn = state["conn"] = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=rw", uri=True,
+                                                           timeout=0, check_same_thread=False, isolation_level=None)
                 return f"s{conn.execute('PRAGMA data_version').fetchone()[0]}"
             except sqlite3.Error:
                 state["conn"] = None
