@@ -6,9 +6,12 @@ rdbridge: a SQLite registry with 10,000 RD-Agent factors over 2,000 loops (5 fac
 decision per loop), served by `rdbridge serve --workers 2` exactly as a user runs it. MLflow (optional; install it
 in a separate venv: `python -m venv /tmp/mlflow-venv && /tmp/mlflow-venv/bin/pip install mlflow`): `mlflow server
 --workers 2` on a SQLite backend holding the same factors as 10,000 runs (metrics, params, tags), written once with
-MLflow's own SqlAlchemyStore and kept in --workdir for later runs. Each scenario: 4 client processes (keep-alive
-httpx), --seconds of closed-loop requests after a warm-up; prints requests/s, p50, p99 and the ratios. Run on a quiet
-machine, and report `uptime` beside the figures.
+MLflow's own SqlAlchemyStore and kept in --workdir for later runs. A second rdbridge server with its response cache
+off (RDBRIDGE_API_CACHE_MB=0) shows the cost of answers not cached yet (--no-uncached skips it). Each scenario: 4
+client processes (keep-alive httpx), --seconds of closed-loop requests after a warm-up; prints requests/s, p50, p99,
+errors, server CPU (user+sys of the server's process tree) per request, the ratios, and per row the target check
+(p99 < 50 ms on /catalog/factors?limit=100; >= 10x MLflow's req/s on the list and search scenarios), then one
+TARGETS line. Run on a quiet machine, and report `uptime` beside the figures.
 """
 
 from __future__ import annotations
@@ -178,6 +181,29 @@ def build_mlflow(mlflow: Path, workdir: Path, n_factors: int, n_loops: int) -> t
 # ------------------------------------------------------------------------------------------------------- load
 
 
+def tree_cpu(root: int) -> float:
+    """User+system CPU seconds of process `root` and all its descendants (Linux /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            raw = (d / "stat").read_text()
+        except OSError:
+            continue
+        f = raw[raw.rindex(")") + 2:].split()
+        parent[int(d.name)] = int(f[1])
+        cpu[int(d.name)] = (int(f[11]) + int(f[12])) / tick
+    total = 0.0
+    for pid, c in cpu.items():
+        p = pid
+        while p > 1 and p != root:
+            p = parent.get(p, 0)
+        if p == root:
+            total += c
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -266,6 +292,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--no-uncached", action="store_true",
+                    help="Skip the extra rdbridge server started with its response cache off (RDBRIDGE_API_CACHE_MB=0).")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
@@ -289,6 +317,15 @@ def main() -> None:
     procs.append(subprocess.Popen([sys.executable, "-m", "rdbridge.cli", "serve", "--port", str(rd_port),
                                    "--workers", str(args.workers), "--db", f"sqlite:///{reg}"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    nc = None
+    if not args.no_uncached:
+        nc_port = free_port()
+        nc = f"http://127.0.0.1:{nc_port}"
+        procs.append(subprocess.Popen([sys.executable, "-m", "rdbridge.cli", "serve", "--port", str(nc_port),
+                                       "--workers", str(args.workers), "--db", f"sqlite:///{reg}"],
+                                      env=dict(env, RDBRIDGE_API_CACHE_MB="0"),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    ml_proc = None
     ml = None
     if args.mlflow:
         ml_port = free_port()
@@ -300,10 +337,13 @@ def main() -> None:
                                        # the same worker heartbeat allowance rdbridge serve gives its workers
                                        "--uvicorn-opts", "--timeout-worker-healthcheck 60"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=args.workdir))
+        ml_proc = procs[-1]
     try:
         wait_http(rd + "/health", procs[0])
-        if ml:
-            wait_http(ml + "/health", procs[1])
+        if nc:
+            wait_http(nc + "/health", procs[1])
+        if ml and ml_proc:
+            wait_http(ml + "/health", ml_proc)
         check_same_answers(rd, ml, exp)
         names = factor_names(args.factors)
         rnd = random.Random(7)
@@ -347,21 +387,61 @@ def main() -> None:
             ml_get = [{"method": "GET", "url": "/api/2.0/mlflow/runs/get", "params": {"run_id": by_name[n]}}
                       for n in picks]
         print(f"\n{args.clients} loopback clients, {args.seconds:.0f} s per scenario, {args.workers} server workers "
-              "each\n", flush=True)
-        hdr = f"{'scenario':<58} {'side':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+              "each. rdbridge = `rdbridge serve` (response cache on, the default); rdb-nocache = the same with "
+              "RDBRIDGE_API_CACHE_MB=0 (every request runs its query); server CPU = user+sys seconds of the server's "
+              "processes per request.\n", flush=True)
+        hdr = (f"{'scenario':<52} {'side':<11} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} "
+               f"{'srv cpu ms/req':>14}  target")
         print(hdr)
-        for title, rd_reqs, ml_reqs in scenarios:
+        print("-" * len(hdr))
+        sides: list[tuple[str, str, subprocess.Popen[bytes]]] = [("rdbridge", rd, procs[0])]
+        if nc:
+            sides.append(("rdb-nocache", nc, procs[1]))
+        verdicts: list[bool] = []
+        for i, (title, rd_reqs, ml_reqs) in enumerate(scenarios):
             if title.startswith("single get"):
                 ml_reqs = ml_get or None
-            a = load(rd, rd_reqs, args.clients, args.seconds, args.warmup)
-            print(f"{title[:58]:<58} {'rdbridge':<9} {a['rps']:>8.1f} {a['p50']:>8.1f} {a['p99']:>8.1f} "
-                  f"{a['errors']:>6}", flush=True)
-            if ml and ml_reqs:
-                b = load(ml, ml_reqs, args.clients, args.seconds, args.warmup)
-                print(f"{'':<58} {'MLflow':<9} {b['rps']:>8.1f} {b['p50']:>8.1f} {b['p99']:>8.1f} "
-                      f"{b['errors']:>6}")
-                print(f"{'':<58} {'ratio':<9} {a['rps'] / b['rps']:>7.1f}x {b['p50'] / a['p50']:>7.1f}x "
-                      f"{b['p99'] / a['p99']:>7.1f}x", flush=True)
+            results: dict[str, dict[str, float]] = {}
+            runs = [(name, base, proc, rd_reqs) for name, base, proc in sides]
+            if ml and ml_reqs and ml_proc:
+                runs.append(("MLflow", ml, ml_proc, ml_reqs))
+            for name, base, proc, reqs in runs:
+                c0 = tree_cpu(proc.pid)
+                r = load(base, reqs, args.clients, args.seconds, args.warmup)
+                # the warm-up's requests are not counted in n: their CPU share is small beside --seconds
+                r["cpu"] = (tree_cpu(proc.pid) - c0) * 1000 / max(1, r["n"]) * args.seconds / (args.seconds + args.warmup)
+                results[name] = r
+            list_route = i < 3
+            for name, r in results.items():
+                target = ""
+                if name == "rdbridge":
+                    checks = []
+                    if i == 0 or list_route:
+                        ok = r["p99"] < 50
+                        checks.append(f"p99<50ms {'OK' if ok else 'MISS'}")
+                        if i == 0:
+                            verdicts.append(ok)
+                    if "MLflow" in results:
+                        ratio = r["rps"] / results["MLflow"]["rps"]
+                        ok = ratio >= 10
+                        checks.append(f"{ratio:.1f}x MLflow req/s " + (("OK" if ok else "MISS") if list_route
+                                                                      else "(no target)"))
+                        if list_route:
+                            verdicts.append(ok)
+                    target = "; ".join(checks)
+                elif name == "rdb-nocache" and "MLflow" in results:
+                    target = f"{r['rps'] / results['MLflow']['rps']:.1f}x MLflow req/s (info)"
+                print(f"{(title if name == 'rdbridge' else '')[:52]:<52} {name:<11} {r['rps']:>7.1f} "
+                      f"{r['p50']:>7.1f} {r['p99']:>7.1f} {int(r['errors']):>4} {r['cpu']:>14.2f}  {target}",
+                      flush=True)
+            if "MLflow" in results:
+                a, b = results["rdbridge"], results["MLflow"]
+                print(f"{'':<52} {'ratio':<11} {a['rps'] / b['rps']:>6.1f}x {b['p50'] / a['p50']:>6.1f}x "
+                      f"{b['p99'] / a['p99']:>6.1f}x {'':>4} {b['cpu'] / a['cpu']:>13.1f}x  (MLflow / rdbridge "
+                      "for latency and CPU)", flush=True)
+        if verdicts:
+            print(f"\nTARGETS: {'ALL MET' if all(verdicts) else 'NOT MET'} (p99 < 50 ms on /catalog/factors?limit=100; "
+                  ">= 10x MLflow req/s on the three list/search scenarios" + ("" if ml else "; no MLflow: ratios not checked") + ")")
         print(f"\nuptime: {os.popen('uptime').read().strip()}")
     finally:
         for p in procs:

@@ -130,6 +130,29 @@ def test_source_of_a_promoted_factor(pkg_server: tuple[Server, Path]) -> None:
     assert kmid.status_code == 200 and "def factor_kmid(" in kmid.json()["source"]
 
 
+def test_factor_catalog_lists_the_registered_package(pkg_server: tuple[Server, Path]) -> None:
+    """After a promotion the catalog's package factors are those of the latest registered snapshot (read as text),
+    and the promoted RD-Agent factor points into generated.py at that version."""
+    server, _ = pkg_server
+    last = _registered(server)[-1]
+    with tarfile.open(fileobj=io.BytesIO(_bundle(server, last.version)), mode="r:gz") as tar:
+        curated = {m.name.removeprefix("rd_factors_lib/").removesuffix(".py"): tar.extractfile(m).read().decode()  # type: ignore[union-attr]
+                   for m in tar.getmembers() if m.name.endswith(".py")}
+    with server.client() as c:
+        package = c.get("/catalog/factors", params={"source": "package", "limit": 1000}).json()["items"]
+        promoted = [x for x in c.get("/catalog/factors", params={"source": "rdagent", "limit": 1000}).json()["items"]
+                    if x["name"] == FACTOR and x["impl_func"]]
+    assert package and {x["impl_version"] for x in package} == {last.version}
+    for x in package:
+        module = x["impl_module"].removeprefix("rd_factors_lib.")
+        assert module in ("momentum", "volume", "cross_section")
+        assert f"@factor({x['name']!r})" in curated[module] or f'@factor("{x["name"]}")' in curated[module]
+        assert f"def {x['impl_func']}(" in curated[module]
+    n_curated = sum(curated[m].count("\n@factor(") for m in ("momentum", "volume", "cross_section"))
+    assert len(package) == n_curated
+    assert promoted and promoted[0]["impl_module"] == "rd_factors_lib.generated"
+
+
 def _bundle(server: Server, version: str) -> bytes:
     with server.client() as c:
         r = c.get("/factor_package/bundle", params={"version": version})

@@ -162,7 +162,12 @@ def test_filters_select_exactly_the_matching_rows(server: Server) -> None:
         acc = walk(c, "/catalog/factors", 3, source="rdagent", tag="accepted")
         assert {x["name"] for x in acc} == set(ODD_NAMES[:2])
         assert {x["name"] for x in walk(c, "/catalog/factors", 3, source="rdagent", tag="rejected")} == set(ODD_NAMES[2:])
-        assert len(walk(c, "/catalog/factors", 7, tag="volume")) == 30
+        assert len(walk(c, "/catalog/factors", 7, source="alpha158", tag="volume")) == 30
+        volume = walk(c, "/catalog/factors", 7, tag="volume")  # Alpha158's volume group and the package's module
+        assert {x["source"] for x in volume} == {"alpha158", "package"} and len(volume) > 30
+        package = walk(c, "/catalog/factors", 9, source="package")  # the shipped package: no version registered
+        assert {x["tags"][1] for x in package} == {"momentum", "volume", "cross_section"}
+        assert all(x["impl_module"] == "rd_factors_lib." + x["tags"][1] and x["impl_func"] for x in package)
         assert [x["name"] for x in walk(c, "/catalog/factors", 5, q="动量".replace("动", "動"))] == [ODD_NAMES[0]]
         assert [x["name"] for x in walk(c, "/catalog/factors", 5, q="100%")] == [ODD_NAMES[1]]  # % is literal
         assert walk(c, "/catalog/factors", 5, q="_ratio?") and not walk(c, "/catalog/factors", 5, q="x_y_z")

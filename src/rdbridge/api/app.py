@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -20,16 +21,19 @@ from starlette.middleware.gzip import GZipMiddleware
 from rdbridge import __version__
 from rdbridge.api import package as pkg_api
 from rdbridge.api import queries
+from rdbridge.api.cache import GZIP_MIN_BYTES, ResponseCache
 from rdbridge.api.errors import ApiError, install_error_handlers
 from rdbridge.api.files import open_registered
 from rdbridge.api.guard import ReadOnlyGuard
 from rdbridge.api.responses import json_response, not_modified
 from rdbridge.api.settings import ApiSettings
+from rdbridge.api.stamp import stamp_for
 from rdbridge.catalog import alpha158_entries, factor_page, loop_page, model_page, strategy_page
 from rdbridge.catalog import factors as factor_cat
 from rdbridge.catalog import loops as loop_cat
 from rdbridge.catalog import models as model_cat
 from rdbridge.catalog import strategies as strategy_cat
+from rdbridge.catalog.package_factors import PackageSnapshotError
 from rdbridge.catalog.paging import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -108,11 +112,18 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
     install_error_handlers(app)
     app.state.engine = engine
 
+    factors_of = partial(factor_page, sources=factor_cat.factor_sources(store_root))
+    strategies_of = partial(strategy_page, store_root=store_root)
+    models_of = partial(model_page, store_root=store_root)
+
     def _list(request: Request, args: ListArgs, scope: str, types: tuple[type, ...], pager: Pager,
               item: Any) -> Response:
         page = args.page(scope, types)
         with engine.connect() as conn:
-            items, last = pager(conn, args.filters, page)
+            try:
+                items, last = pager(conn, args.filters, page)
+            except PackageSnapshotError as exc:
+                raise ApiError(409, "snapshot_unreadable", str(exc)) from None
         doc = Page[item](items=items, limit=args.limit,  # type: ignore[valid-type]
                          next_cursor=encode_cursor(scope, last) if last is not None else None)
         return json_response(request, doc)
@@ -237,8 +248,9 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
 
     @app.get("/catalog/factors", response_model=Page[FactorEntry], tags=["catalog"])
     def catalog_factors(request: Request, args: ListArgs = Depends()) -> Response:
-        """Alpha158, then RD-Agent factors. Filters: source, tag, action, has_result, q, updated_since."""
-        return _list(request, args, factor_cat.SCOPE, factor_cat.CURSOR_TYPES, factor_page, FactorEntry)
+        """Alpha158, then the factor package's curated factors, then RD-Agent factors. Filters: source, tag, q,
+        updated_since; action and has_result (RD-Agent factors: their loop's)."""
+        return _list(request, args, factor_cat.SCOPE, factor_cat.CURSOR_TYPES, factors_of, FactorEntry)
 
     @app.get("/catalog/loops", response_model=Page[LoopEntry], tags=["catalog"])
     def catalog_loops(request: Request, args: ListArgs = Depends()) -> Response:
@@ -247,15 +259,20 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
 
     @app.get("/catalog/strategies", response_model=Page[StrategyEntry], tags=["catalog"])
     def catalog_strategies(request: Request, args: ListArgs = Depends()) -> Response:
-        """Distinct strategy configurations. Filters: task_run_id, has_result, q (config file name), updated_since."""
-        return _list(request, args, strategy_cat.SCOPE, strategy_cat.CURSOR_TYPES, strategy_page, StrategyEntry)
+        """Distinct strategy configurations (materialized loops: by strategy.json). Filters: task_run_id,
+        has_result, q (config file name, strategy class), updated_since."""
+        return _list(request, args, strategy_cat.SCOPE, strategy_cat.CURSOR_TYPES, strategies_of,
+                     StrategyEntry)
 
     @app.get("/catalog/models", response_model=Page[ModelEntry], tags=["catalog"])
     def catalog_models(request: Request, args: ListArgs = Depends()) -> Response:
-        """Model tasks with loop metrics. Filters: has_result, task_run_id, q, updated_since."""
-        return _list(request, args, model_cat.SCOPE, model_cat.CURSOR_TYPES, model_page, ModelEntry)
+        """Model tasks with loop metrics and the Qlib model of model_meta.json. Filters: has_result, task_run_id,
+        q, updated_since."""
+        return _list(request, args, model_cat.SCOPE, model_cat.CURSOR_TYPES, models_of, ModelEntry)
 
-    app.add_middleware(GZipMiddleware, minimum_size=4096, compresslevel=5)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=5)  # downloads (not cached)
+    stamp, threaded = stamp_for(engine)
+    app.add_middleware(ResponseCache, stamp=stamp, threaded_stamp=threaded, max_bytes=settings.cache_bytes)
     app.add_middleware(ReadOnlyGuard, token=settings.token)
     return app
 

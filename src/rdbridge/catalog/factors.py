@@ -1,20 +1,25 @@
 """The factor catalog: Alpha158, the curated package factors and RD-Agent's factors, as one paged list.
 
 Each origin is a `FactorSource` with a rank; the list is ordered by (rank, key) and the cursor holds both, so a page
-may span two origins. A new origin (the factor package's `factor_versions`, or factor_meta documents from
-materialize enriching RD-Agent rows) is one more `FactorSource` in `SOURCES`; nothing else changes.
+may span two origins: Alpha158 (rank 0), the curated factors of the factor package (rank 1, read from its registered
+snapshot as text, never imported) and RD-Agent's implementations (rank 2, with the package pointers of promoted ones).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, or_, select
 
 from rdbridge.catalog.alpha158 import alpha158_entries
+from rdbridge.catalog.documents import loop_documents
 from rdbridge.catalog.metrics import key_metrics
+from rdbridge.catalog.package_factors import PackageFactor, PackageIndex, package_index
 from rdbridge.catalog.paging import Filters, PageRequest, text_match
+from rdbridge.config import artifact_root
+from rdbridge.contracts.artifacts import FactorMeta
 from rdbridge.contracts.catalog import FactorEntry
 from rdbridge.registry.models import Factor, Loop
 
@@ -60,6 +65,54 @@ class Alpha158Source:
         return out
 
 
+def _formula(p: PackageFactor) -> str | None:
+    """The docstring's first paragraph when it is the formula (`NAME = ...`), as the package writes them."""
+    first = p.doc.split("\n\n", 1)[0].strip()
+    return " ".join(first.split()) if first.startswith(f"{p.name} =") else None
+
+
+def package_entry(index: PackageIndex, p: PackageFactor) -> FactorEntry:
+    return FactorEntry(id=f"package:{p.name}", name=p.name, source="package", description=p.doc or None,
+                       formula_hint=_formula(p), variables={f: "panel field" for f in p.fields} or None,
+                       tags=["package", p.module], freq="day", align="close", nan_policy="keep",
+                       created_at_utc=index.created_at_utc, updated_at_utc=index.created_at_utc,
+                       impl_module=f"rd_factors_lib.{p.module}", impl_func=p.func, impl_version=index.version)
+
+
+class PackageSource:
+    """The curated factors of the latest registered rd_factors_lib (or the shipped one before any registration).
+
+    Key: `module/name`. updated_since keeps them when their version was registered at or after it (the shipped
+    package, never registered, has no time and is excluded like Alpha158)."""
+
+    name = "package"
+    rank = 1
+
+    def __init__(self, store_root: Path | None = None) -> None:
+        self.store_root = store_root
+
+    def page(self, conn: Connection, f: Filters, after: str | None, limit: int) -> list[tuple[str, FactorEntry]]:
+        index = package_index(conn, self.store_root if self.store_root is not None else artifact_root())
+        if index is None:
+            return []
+        if f.updated_since is not None and (index.created_at_utc is None or index.created_at_utc < f.updated_since):
+            return []
+        q = f.q.casefold() if f.q else None
+        keyed = sorted((f"{p.module}/{p.name}", p) for p in index.factors)
+        out: list[tuple[str, FactorEntry]] = []
+        for key, p in keyed:
+            if after is not None and key <= after:
+                continue
+            if f.tag and f.tag not in ("package", p.module):
+                continue
+            if q and q not in p.name.casefold() and q not in p.doc.casefold():
+                continue
+            out.append((key, package_entry(index, p)))
+            if len(out) == limit:
+                break
+        return out
+
+
 _DECISION_TAGS = {"accepted": True, "rejected": False}
 
 
@@ -68,10 +121,14 @@ def _rdagent_tags(decision: bool | None) -> list[str]:
 
 
 class RdAgentSource:
-    """Every factor implementation RD-Agent wrote (registry `factors`, one per name+code), with its loop's result."""
+    """Every factor implementation RD-Agent wrote (registry `factors`, one per name+code), with its loop's result;
+    `region`, `align` and `nan_policy` from the loop's materialized factor_meta.json (null before)."""
 
     name = "rdagent"
     rank = 2
+
+    def __init__(self, store_root: Path | None = None) -> None:
+        self.store_root = store_root
 
     def page(self, conn: Connection, f: Filters, after: str | None, limit: int) -> list[tuple[str, FactorEntry]]:
         fa, lo = Factor.__table__, Loop.__table__
@@ -97,21 +154,32 @@ class RdAgentSource:
             stmt = stmt.where(text_match(f.q, fa.c.factor_name, fa.c.description, fa.c.formulation))
         if f.updated_since is not None:
             stmt = stmt.where(or_(lo.c.updated_at_utc >= f.updated_since, fa.c.created_at_utc >= f.updated_since))
+        rows = conn.execute(stmt).all()
+        metas = loop_documents(conn, self.store_root if self.store_root is not None else artifact_root(),
+                               "factor_meta.json", FactorMeta, sorted({r.experiment_id for r in rows}))
+        meta = {(eid, m.factor_id): m for eid, doc in metas.items() for m in doc.factors if m.factor_id}
         out = []
-        for r in conn.execute(stmt):
+        for r in rows:
             updated = max(r.updated_at_utc, r.created_at_utc)
+            m = meta.get((r.experiment_id, r.factor_id))
             out.append((r.factor_id, FactorEntry(
                 id=f"rdagent:{r.factor_id}", name=r.factor_name, source="rdagent", description=r.description,
                 formula_hint=r.formulation, variables=r.variables_json, tags=_rdagent_tags(r.decision),
-                freq="day", best_metrics=key_metrics(r.metrics_json) or None, experiment_id=r.experiment_id,
+                freq="day", region=m.region if m else None, align=m.align if m else None,
+                nan_policy=m.nan_policy if m else None,
+                best_metrics=key_metrics(r.metrics_json) or None, experiment_id=r.experiment_id,
                 factor_id=r.factor_id, code_sha256=r.code_sha256, created_at_utc=r.created_at_utc,
                 impl_module=r.impl_module, impl_func=r.impl_func, impl_version=r.impl_version,  # set once promoted
                 updated_at_utc=updated)))
         return out
 
 
-SOURCES: tuple[FactorSource, ...] = (Alpha158Source(), RdAgentSource())
-"""In rank order. The factor package's source (rank 1) joins here when its registry table exists."""
+def factor_sources(store_root: Path | None = None) -> tuple[FactorSource, ...]:
+    """Every origin in rank order; `store_root`: the artifact store holding package snapshots (default: config)."""
+    return (Alpha158Source(), PackageSource(store_root), RdAgentSource(store_root))
+
+
+SOURCES: tuple[FactorSource, ...] = factor_sources()
 
 
 def factor_page(conn: Connection, f: Filters, page: PageRequest,

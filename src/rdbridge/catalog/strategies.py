@@ -1,8 +1,9 @@
 """The strategy catalog: one entry per distinct strategy configuration seen in loops.
 
-Until materialize writes strategy.json (the parsed config: topk, n_drop, benchmark, costs ...), a configuration is
-identified by content: the set of (path, sha256) of the Qlib config files (`conf*.yaml`) in a loop's experiment
-workspace, as ingest registered them. Loops whose workspaces hold byte-identical configs share one entry.
+A materialized loop is grouped by its strategy.json (the parsed config: strategy class, topk, n_drop, benchmark,
+costs, backtest window): loops with equal parameters share one entry, whatever else differs in their config files.
+A loop not materialized yet is grouped by content: the set of (path, sha256) of the Qlib config files (`conf*.yaml`)
+in its experiment workspace, as ingest registered them (`identified_by` says which).
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+import json
+from pathlib import Path
+
 from sqlalchemy import Connection, select
 
+from rdbridge.catalog.documents import loop_documents
 from rdbridge.catalog.metrics import key_metrics
 from rdbridge.catalog.paging import Filters, PageRequest
+from rdbridge.config import artifact_root
+from rdbridge.contracts.artifacts import StrategyDoc
 from rdbridge.contracts.catalog import StrategyConfigFile, StrategyEntry, StrategyLoop
 from rdbridge.registry.models import Artifact, ArtifactFile, Loop
 
@@ -28,8 +35,18 @@ def _is_config(path: str) -> bool:
     return "/" not in path and name.startswith("conf") and name.endswith((".yaml", ".yml"))
 
 
-def all_strategies(conn: Connection, f: Filters) -> list[StrategyEntry]:
-    """Every strategy entry, ordered by strategy_id (filters: task_run_id, has_result, q on the config file names)."""
+def strategy_params(doc: StrategyDoc) -> dict[str, Any]:
+    """The configuration a strategy.json describes (what makes two loops' strategies the same)."""
+    return doc.model_dump(mode="json", exclude={"schema_version", "experiment_id", "config_file"})
+
+
+def _sid(kind: str, ident: str) -> str:
+    return hashlib.sha256(f"{kind}\n{ident}".encode()).hexdigest()[:16]
+
+
+def all_strategies(conn: Connection, f: Filters, store_root: Path | None = None) -> list[StrategyEntry]:
+    """Every strategy entry, ordered by strategy_id (filters: task_run_id, has_result, q on the config file names
+    and the strategy class)."""
     ar, af, lo = Artifact.__table__, ArtifactFile.__table__, Loop.__table__
     stmt = (select(ar.c.artifact_id, af.c.id, af.c.path, af.c.sha256, lo.c.experiment_id, lo.c.decision,
                    lo.c.metrics_json, lo.c.updated_at_utc)
@@ -48,33 +65,48 @@ def all_strategies(conn: Connection, f: Filters) -> list[StrategyEntry]:
             continue
         ws = per_ws.setdefault(r.artifact_id, {"files": [], "row": r})
         ws["files"].append(StrategyConfigFile(path=r.path, sha256=r.sha256, file_id=r.id))
-    groups: dict[str, dict[str, Any]] = defaultdict(lambda: {"files": None, "loops": {}, "updated": None})
+    docs = loop_documents(conn, store_root if store_root is not None else artifact_root(), "strategy.json",
+                          StrategyDoc, sorted({ws["row"].experiment_id for ws in per_ws.values()}))
+    groups: dict[str, dict[str, Any]] = defaultdict(lambda: {"files": [], "loops": {}, "updated": None,
+                                                             "params": None})
     for ws in per_ws.values():
-        ident = "\n".join(f"{c.path}\0{c.sha256}" for c in ws["files"])
-        sid = hashlib.sha256(ident.encode("utf-8")).hexdigest()[:16]
-        g = groups[sid]
-        g["files"] = g["files"] or ws["files"]
         r = ws["row"]
+        doc = docs.get(r.experiment_id)
+        if doc is not None:
+            params = strategy_params(doc)
+            sid = _sid("strategy.json", json.dumps(params, sort_keys=True, separators=(",", ":")))
+            files = [c for c in ws["files"] if c.path == doc.config_file]
+        else:
+            params, files = None, ws["files"]
+            sid = _sid("config files", "\n".join(f"{c.path}\0{c.sha256}" for c in files))
+        g = groups[sid]
+        g["params"] = params
+        known = {(c.path, c.sha256) for c in g["files"]}
+        g["files"] += [c for c in files if (c.path, c.sha256) not in known]
         g["loops"][r.experiment_id] = StrategyLoop(experiment_id=r.experiment_id, decision=r.decision,
                                                    key_metrics=key_metrics(r.metrics_json))
         g["updated"] = max(filter(None, (g["updated"], r.updated_at_utc)))
     out = []
     for sid in sorted(groups):
         g = groups[sid]
-        if f.q and not any(f.q.casefold() in c.path.casefold() for c in g["files"]):
+        text = [c.path for c in g["files"]] + [str((g["params"] or {}).get("strategy_class") or "")]
+        if f.q and not any(f.q.casefold() in t.casefold() for t in text):
             continue
         updated: datetime = g["updated"]
         if f.updated_since is not None and updated < f.updated_since:
             continue
-        out.append(StrategyEntry(strategy_id=sid, config_files=g["files"],
-                                 loops=sorted(g["loops"].values(), key=lambda x: x.experiment_id),
+        out.append(StrategyEntry(strategy_id=sid, identified_by="strategy.json" if g["params"] else "config files",
+                                 config_files=sorted(g["files"], key=lambda c: (c.path, c.sha256)),
+                                 params=g["params"], loops=sorted(g["loops"].values(), key=lambda x: x.experiment_id),
                                  updated_at_utc=updated))
     return out
 
 
-def strategy_page(conn: Connection, f: Filters, page: PageRequest) -> tuple[list[StrategyEntry], list[Any] | None]:
-    """Up to `page.limit` strategies with strategy_id > `page.after[0]`."""
-    entries = all_strategies(conn, f)
+def strategy_page(conn: Connection, f: Filters, page: PageRequest,
+                  store_root: Path | None = None) -> tuple[list[StrategyEntry], list[Any] | None]:
+    """Up to `page.limit` strategies with strategy_id > `page.after[0]` (`store_root`: where strategy.json files
+    are; default: the configured artifact store)."""
+    entries = all_strategies(conn, f, store_root)
     if page.after:
         entries = [e for e in entries if e.strategy_id > page.after[0]]
     items = entries[: page.limit]

@@ -87,26 +87,48 @@ class StrategyConfigFile(_Entry):
 class StrategyEntry(_Entry):
     """One distinct strategy configuration: the loops whose experiment workspace ran the same config files.
 
-    Identified by the config files' content hashes until materialize's strategy.json gives the parsed fields.
+    Materialized loops are grouped by their strategy.json parameters; loops not materialized yet by the content
+    hashes of their config files.
     """
 
     strategy_id: str
-    config_files: list[StrategyConfigFile]
-    params: dict[str, Any] | None = Field(None, description="Parsed strategy (topk, n_drop, ...): from materialize.")
+    identified_by: Literal["strategy.json", "config files"] = Field(
+        description="strategy.json: loops with equal parsed parameters; config files: byte-identical conf*.yaml "
+                    "(loops not materialized yet).")
+    config_files: list[StrategyConfigFile] = Field(
+        description="The Qlib config files of the loops' experiment workspaces (for strategy.json entries: the one "
+                    "each document was read from).")
+    params: dict[str, Any] | None = Field(None, description="strategy.json without its experiment_id / config_file "
+                                          "(strategy class, topk, n_drop, benchmark, costs, backtest window).")
     loops: list[StrategyLoop]
     updated_at_utc: datetime
 
 
 class ModelEntry(_Entry):
+    """One model task of a loop; the Qlib side (class, kwargs, features, segments) from the loop's model_meta.json,
+    null until materialize wrote it."""
+
+    task_run_id: str
+    loop_id: int
     experiment_id: str
     task_index: int
     name: str
-    model_class: str | None = Field(description="RD-Agent's model_type (e.g. TimeSeries, Tabular).")
+    model_class: str | None = Field(description="The Qlib model class the loop's config runs (model_meta.json).")
+    model_module: str | None = Field(None, description="Its module_path (model_meta.json).")
+    model_type: str | None = Field(None, description="RD-Agent's model_type (e.g. TimeSeries, Tabular).")
     architecture: str | None
-    kwargs: dict[str, Any] | None = Field(description="The task's hyperparameters.")
-    training_kwargs: dict[str, Any] | None
+    kwargs: dict[str, Any] | None = Field(description="The model's kwargs as the config passes them "
+                                          "(model_meta.json).")
+    hyperparameters: dict[str, Any] | None = Field(None, description="The task's hyperparameters (RD-Agent).")
+    training_kwargs: dict[str, Any] | None = Field(description="The task's training hyperparameters (RD-Agent).")
+    config_file: str | None = Field(None, description="The conf*.yaml model_meta.json was read from.")
+    dataset_class: str | None = None
+    handler_class: str | None = None
+    label: list[str] | None = None
     features: list[str] | None = Field(None, description="From materialize's model_meta.json.")
     segments: dict[str, Any] | None = Field(None, description="From materialize's model_meta.json.")
+    materialized: bool = Field(False, description="Whether model_meta.json was found (else the Qlib fields are "
+                                                  "null).")
     metrics: dict[str, Any] | None
     decision: bool | None
     updated_at_utc: datetime
