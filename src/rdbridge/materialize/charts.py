@@ -13,12 +13,13 @@ data, never on what was drawn before, so the bytes stay reproducible.
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from rdbridge.materialize import png
 
 WIDTH_PX, HEIGHT_PX, DPI = 800, 400, 100
 RET_LINES = ("strategy (without cost)", "strategy (with cost)", "benchmark", "excess return (with cost)")
@@ -29,12 +30,17 @@ _STEPS = (1, 2, 2.5, 5)
 _MAX_FRAMES = 64
 
 
+def _column(report: pd.DataFrame, name: str) -> np.ndarray:
+    a = report[name].to_numpy(dtype="float64", na_value=np.nan)
+    return np.where(np.isnan(a), 0.0, a)
+
+
 def _series(report: pd.DataFrame) -> dict[str, np.ndarray]:
-    ret = report["return"].astype("float64").fillna(0.0).to_numpy()
-    cost = report["cost"].astype("float64").fillna(0.0).to_numpy() if "cost" in report else np.zeros_like(ret)
+    ret = _column(report, "return")
+    cost = _column(report, "cost") if "cost" in report else np.zeros_like(ret)
     out = {"strategy (without cost)": np.cumsum(ret), "strategy (with cost)": np.cumsum(ret - cost)}
     if "bench" in report:
-        bench = report["bench"].astype("float64").fillna(0.0).to_numpy()
+        bench = _column(report, "bench")
         out["benchmark"] = np.cumsum(bench)
         out["excess return (with cost)"] = np.cumsum(ret - cost - bench)
     return out
@@ -77,11 +83,12 @@ class _Chart:
         self.styles = {n: {"color": _COLORS[n], "linewidth": 1.4 if n.startswith("excess") else 1.1} for n in names}
         self.lines = {n: self.ax.plot([], [], **self.styles[n])[0] for n in names}
         self.proxies = {n: Line2D([], [], label=n, **self.styles[n]) for n in names}
-        self.title = self.ax.text(0.5, 1.02, "", transform=self.ax.transAxes, ha="center", va="bottom", fontsize=11)
+        self.title = self.ax.text(0.5, 1.02, "", transform=self.ax.transAxes, ha="center", va="bottom", fontsize=11,
+                                  parse_math=False)  # an experiment id is literal text, never mathtext
         locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
         self.ax.xaxis.set_major_locator(locator)
         self.ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        self.fig.subplots_adjust(left=0.11, right=0.98, top=0.91, bottom=0.09)
+        self.fig.subplots_adjust(left=0.11, right=0.98, top=0.91, bottom=0.12)
         self.frames: dict[tuple[Any, ...], Any] = {}
         self.legend_loc = "best"
 
@@ -102,11 +109,7 @@ class _Chart:
             self.frames[key] = frame
         return frame
 
-    def render(self, title: str, dates: pd.DatetimeIndex, ys: dict[str, np.ndarray]) -> bytes:
-        import matplotlib.dates as mdates
-        from PIL import Image
-
-        x = mdates.date2num(dates.to_pydatetime())
+    def render(self, title: str, x: np.ndarray, ys: dict[str, np.ndarray]) -> bytes:
         shown = [n for n in self.lines if n in ys]
         lo = min(float(np.nanmin(ys[n])) for n in shown)
         hi = max(float(np.nanmax(ys[n])) for n in shown)
@@ -122,10 +125,7 @@ class _Chart:
         self.title.set_visible(True)
         self.ax.draw_artist(self.title)
         w, h = self.canvas.get_width_height()
-        img = Image.frombuffer("RGBA", (w, h), bytes(self.canvas.buffer_rgba()), "raw", "RGBA", 0, 1)
-        buf = io.BytesIO()
-        img.convert("RGB").save(buf, format="PNG", compress_level=3)
-        return buf.getvalue()
+        return png.encode_rgba(self.canvas.buffer_rgba(), w, h)
 
 
 _CHARTS: dict[str, _Chart] = {}
@@ -139,14 +139,13 @@ def _chart(kind: str) -> _Chart:
     return _CHARTS[kind]
 
 
-def _dates(report: pd.DataFrame) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(report.index)
+def curve_pngs(report: pd.DataFrame, title: str) -> tuple[bytes, bytes]:
+    """(ret_curve.png, dd_curve.png) of one portfolio report (sorted by date); the curves are computed once."""
+    import matplotlib.dates as mdates
 
+    x = mdates.date2num(pd.DatetimeIndex(report.index).to_pydatetime())
+    series = _series(report)
+    dd = {k: v - np.maximum.accumulate(v) for k, v in series.items() if k in DD_LINES}
+    return (_chart("ret").render(f"Cumulative return: {title}", x, series),
+            _chart("dd").render(f"Drawdown: {title}", x, dd))
 
-def ret_curve_png(report: pd.DataFrame, title: str) -> bytes:
-    return _chart("ret").render(f"Cumulative return: {title}", _dates(report), _series(report))
-
-
-def dd_curve_png(report: pd.DataFrame, title: str) -> bytes:
-    dd = {k: v - np.maximum.accumulate(v) for k, v in _series(report).items() if k in DD_LINES}
-    return _chart("dd").render(f"Drawdown: {title}", _dates(report), dd)

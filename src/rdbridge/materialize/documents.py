@@ -329,8 +329,7 @@ def build_set(loop: LoopData) -> dict[str, bytes]:
         if rpath is None:
             raise LoopInputError(exp_ws / "ret.parquet", "missing portfolio report (neither ret.parquet nor ret.pkl)")
         rep = report.read_report(rpath)
-        files["ret_curve.png"] = charts.ret_curve_png(rep, loop.experiment_id)
-        files["dd_curve.png"] = charts.dd_curve_png(rep, loop.experiment_id)
+        files["ret_curve.png"], files["dd_curve.png"] = charts.curve_pngs(rep, loop.experiment_id)
     files["summary.json"] = to_json(summary(loop, refs, [*files, MANIFEST]))
     files[MANIFEST] = to_json(manifest(loop, files))
     return files

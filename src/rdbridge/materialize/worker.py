@@ -68,9 +68,7 @@ class Heartbeat:
 def write_set(folder: Path, files: dict[str, bytes]) -> None:
     """Atomic files, manifest last; files of an older set that this one lacks are removed before the manifest."""
     store.prepare_dir(folder)
-    for name, data in files.items():
-        if name != store.MANIFEST:
-            store.write_atomic(folder / name, data)
+    store.write_many(folder, {name: data for name, data in files.items() if name != store.MANIFEST})
     store.prune(folder, set(files))
     store.write_atomic(folder / store.MANIFEST, files[store.MANIFEST])
 
