@@ -117,7 +117,9 @@ def materialize(*, db_url: str, scope: str = "pending", task_run_id: str | None 
             if on_progress is not None:
                 on_progress(len(outcomes), max(todo, len(outcomes)), o.experiment_id)
 
-        if workers == 1:
+        if todo == 0:
+            pass  # nothing pending or running in scope: no worker to start (a no-op rerun stays a few queries)
+        elif workers == 1:
             run_worker(engine, root, worker=0, lease_seconds=lease_seconds, only=only, on_outcome=collect)
         else:
             engine.dispose()  # no pooled connection crosses a fork
