@@ -101,11 +101,16 @@ def test_heartbeat_keeps_the_lease_while_a_loop_is_built(tmp_path: Path) -> None
         with session_scope(engine) as s:
             loop = state.claim_next(s, "host:1:0", lease_seconds=1.0)
             loop_row = loop.id
-        with Heartbeat(engine, loop_row, "host:1:0", lease_seconds=1.0):
-            time.sleep(2.5)  # 2.5 leases long
-            with session_scope(engine) as s:
-                other = state.claim_next(s, "thief", lease_seconds=1.0)
-                assert other is None or other.id != loop_row
+        beat = Heartbeat(engine, "host:1:0", lease_seconds=1.0)
+        try:
+            with beat.watch(loop_row):
+                time.sleep(2.5)  # 2.5 leases long
+                with session_scope(engine) as s:
+                    other = state.claim_next(s, "thief", lease_seconds=1.0)
+                    assert other is None or other.id != loop_row
+            time.sleep(1.2)  # the thread still runs, but watches no loop
+        finally:
+            beat.stop()
         time.sleep(1.2)  # no heartbeat any more: the lease runs out and another worker may take the loop
         with session_scope(engine) as s:
             taken = [state.claim_next(s, "thief2", lease_seconds=60) for _ in range(2)]

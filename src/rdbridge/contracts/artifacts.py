@@ -268,3 +268,6 @@ class MaterializeReport(_Doc):
     seconds: float
     failures: list[MaterializeFailure] = Field(default_factory=list)
     artifact_root: str
+    cpu_seconds: float | None = Field(
+        default=None, description="CPU time (user + system) of this process and of its worker processes while "
+                                  "materializing (not the fork server's one-time imports).")

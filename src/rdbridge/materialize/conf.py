@@ -7,6 +7,7 @@ names render as YAML null) and parse with `yaml.safe_load`.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -32,27 +33,46 @@ def pick_conf(ws_dir: Path, action: str) -> Path | None:
     return found[0] if found else None
 
 
+@functools.lru_cache(maxsize=1)
+def _environment() -> Any:
+    """One sandbox per process; unknown names render as YAML null."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    class Null(jinja2.Undefined):
+        def __str__(self) -> str:
+            return "null"
+
+    return SandboxedEnvironment(undefined=Null, autoescape=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _template(text: str) -> Any:
+    """A compiled template per distinct config text: loops of one run share their few config files."""
+    return _environment().from_string(text)
+
+
+def _yaml_loader() -> Any:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser, same safe constructor: ~7x faster
+
+
 def load_conf(path: Path, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     """Render (sandboxed Jinja) and parse one conf*.yaml; LoopInputError naming the file when it is not a mapping."""
     import jinja2
     import yaml
-    from jinja2.sandbox import SandboxedEnvironment
-
-    class _Null(jinja2.Undefined):
-        def __str__(self) -> str:
-            return "null"
 
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise LoopInputError(path, f"cannot read config ({type(e).__name__}: {e})") from None
     try:
-        env = SandboxedEnvironment(undefined=_Null, autoescape=False)
-        rendered = env.from_string(text).render(**(variables or {}))
+        rendered = _template(text).render(**(variables or {}))
     except jinja2.TemplateError as e:
         raise LoopInputError(path, f"not a valid config template ({type(e).__name__}: {e})") from None
     try:
-        doc = yaml.safe_load(rendered)
+        doc = yaml.load(rendered, Loader=_yaml_loader())  # noqa: S506 - a safe loader (CSafeLoader or SafeLoader)
     except yaml.YAMLError as e:
         raise LoopInputError(path, f"not valid YAML ({str(e).splitlines()[0][:200]})") from None
     if not isinstance(doc, dict):

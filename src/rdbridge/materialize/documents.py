@@ -134,14 +134,15 @@ def find_daily_pv(loop: LoopData, refs: list[FactorRef]) -> Path | None:
 
 
 def forward_returns_for(path: Path) -> Any:
+    """Forward returns of one input panel, computed once per process per file version (loops of a run share it)."""
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _FWD_CACHE:
-        panel = hdf.read_frame(path, "input panel (daily_pv.h5)")
-        try:
-            fwd = factor_stats.forward_returns(panel)
-        except KeyError:
-            raise LoopInputError(path, f"input panel has no $close column (has {list(panel.columns)[:8]})") from None
+        panel = hdf.read_panel(path, "input panel (daily_pv.h5)")
+        close = panel.numeric(panel.labels.index("$close")) if "$close" in panel.labels else None
+        if close is None:
+            raise LoopInputError(path, f"input panel has no numeric $close column (has {panel.labels[:8]})")
+        fwd = factor_stats.forward_returns(panel.datetime, panel.instrument, close)
         if len(_FWD_CACHE) >= 4:
             _FWD_CACHE.clear()
         _FWD_CACHE[key] = fwd
@@ -175,14 +176,15 @@ def _one_factor(r: FactorRef, fwd: Any) -> FactorStats:
         return FactorStats(name=r.task.name, factor_id=r.factor_id, status="no_result",
                            note="the factor workspace has no result.h5 (the factor did not run)")
     path = r.ws / "result.h5"
-    df = hdf.read_frame(path, "factor result")
-    if df.shape[1] == 0:
+    panel = hdf.read_panel(path, "factor result")
+    if not panel.labels:
         raise LoopInputError(path, "factor result has no column")
-    col = r.task.name if r.task.name in df.columns else df.columns[0]
-    values = df[col]
-    if not (values.dtype.kind in "fiub"):
-        raise LoopInputError(path, f"factor column {str(col)[:60]!r} is {values.dtype}, not numeric")
-    return factor_stats.factor_stats(r.task.name, r.factor_id, values, fwd)
+    i = panel.labels.index(r.task.name) if r.task.name in panel.labels else 0
+    values = panel.numeric(i)
+    if values is None:
+        raise LoopInputError(path, f"factor column {str(panel.labels[i])[:60]!r} is {panel.columns[i].dtype}, "
+                                   "not numeric")
+    return factor_stats.factor_stats(r.task.name, r.factor_id, panel.datetime, panel.instrument, values, fwd)
 
 
 def factor_perf(loop: LoopData, refs: list[FactorRef]) -> FactorPerf:
@@ -329,8 +331,7 @@ def build_set(loop: LoopData) -> dict[str, bytes]:
         if rpath is None:
             raise LoopInputError(exp_ws / "ret.parquet", "missing portfolio report (neither ret.parquet nor ret.pkl)")
         rep = report.read_report(rpath)
-        files["ret_curve.png"] = charts.ret_curve_png(rep, loop.experiment_id)
-        files["dd_curve.png"] = charts.dd_curve_png(rep, loop.experiment_id)
+        files["ret_curve.png"], files["dd_curve.png"] = charts.curve_pngs(rep, loop.experiment_id)
     files["summary.json"] = to_json(summary(loop, refs, [*files, MANIFEST]))
     files[MANIFEST] = to_json(manifest(loop, files))
     return files

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
@@ -64,20 +67,34 @@ def _prepare_scope(engine: Engine, scope: str, task_run_id: str | None, loop_id:
     return only, todo, skipped
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A worker's last message: it is done, and the CPU time it used."""
+
+    cpu_seconds: float
+
+
 def _worker_main(url: str, root: str, worker: int, lease: float, only: list[int] | None, out: mp.Queue) -> None:
     engine = make_engine(url)
     try:
         run_worker(engine, Path(root), worker=worker, lease_seconds=lease, only=only, on_outcome=out.put)
     finally:
         engine.dispose()
-        out.put(None)  # this worker is finished
+        out.put(_Finished(cpu_seconds()))  # this worker is finished
 
 
 def materialize(*, db_url: str, scope: str = "pending", task_run_id: str | None = None, loop_id: int | None = None,
                 workers: int = 1, force: bool = False, lease_seconds: float = DEFAULT_LEASE_SECONDS,
                 root: Path | None = None, on_progress: ProgressHook | None = None) -> MaterializeReport:
     """Materialize the loops in scope; see the module docstring. Raises MaterializeInputError for unusable arguments."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
+    worker_cpu: list[float] = []
     if scope not in ("pending", "all", "task-run"):
         raise MaterializeInputError(f"unknown scope {scope!r}")
     if scope == "task-run" and not task_run_id:
@@ -100,11 +117,13 @@ def materialize(*, db_url: str, scope: str = "pending", task_run_id: str | None 
             if on_progress is not None:
                 on_progress(len(outcomes), max(todo, len(outcomes)), o.experiment_id)
 
-        if workers == 1:
+        if todo == 0:
+            pass  # nothing pending or running in scope: no worker to start (a no-op rerun stays a few queries)
+        elif workers == 1:
             run_worker(engine, root, worker=0, lease_seconds=lease_seconds, only=only, on_outcome=collect)
         else:
             engine.dispose()  # no pooled connection crosses a fork
-            _run_processes(db_url, root, workers, lease_seconds, only, collect)
+            worker_cpu = _run_processes(db_url, root, workers, lease_seconds, only, collect)
     finally:
         engine.dispose()
     failures = [MaterializeFailure(experiment_id=o.experiment_id, error=o.error or "") for o in outcomes
@@ -114,12 +133,30 @@ def materialize(*, db_url: str, scope: str = "pending", task_run_id: str | None 
         f" loop {loop_id}" if loop_id is not None else "")
     return MaterializeReport(ok=not failures, db=_redact(db_url), scope=scope_text, workers=workers, force=force,
                              counts=counts, seconds=round(time.perf_counter() - t0, 3), failures=failures,
-                             artifact_root=str(root))
+                             artifact_root=str(root), cpu_seconds=round(cpu_seconds() - cpu0 + sum(worker_cpu), 3))
+
+
+# Imported once by the fork server, so each worker process starts with them (~1-2 s of CPU per import round).
+PRELOAD = ("rdbridge.materialize.worker", "matplotlib.backends.backend_agg", "matplotlib.figure", "matplotlib.dates",
+           "tables", "pyarrow.parquet", "jinja2.sandbox", "yaml")
+
+
+def _context() -> Any:
+    """Worker processes come from a fork server (a fresh process that imported PRELOAD and never ran anything): a
+    fork of the calling process would inherit Polars' thread pool without its threads and hang once the caller had
+    used Polars (e.g. after a one-worker run in the same process); spawning pays every import in every worker."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(PRELOAD))
+        return ctx
+    return mp.get_context("spawn")
 
 
 def _run_processes(url: str, root: Path, workers: int, lease: float, only: list[int] | None,
-                   collect: Callable[[Outcome], None]) -> None:
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+                   collect: Callable[[Outcome], None]) -> list[float]:
+    """Run the worker processes; the CPU seconds each reported."""
+    ctx = _context()
+    cpu: list[float] = []
     out: mp.Queue = ctx.Queue()
     procs = [ctx.Process(target=_worker_main, args=(url, str(root), i, lease, only, out), daemon=True)
              for i in range(workers)]
@@ -133,9 +170,11 @@ def _run_processes(url: str, root: Path, workers: int, lease: float, only: list[
             if not any(p.is_alive() for p in procs):
                 break  # a worker died without saying so; its loop stays leased and is taken over next time
             continue
-        if item is None:
+        if isinstance(item, _Finished):
             running -= 1
+            cpu.append(item.cpu_seconds)
         else:
             collect(item)
     for p in procs:
         p.join()
+    return cpu

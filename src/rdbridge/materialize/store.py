@@ -55,13 +55,23 @@ def write_atomic(path: Path, data: bytes) -> None:
     atomic.write_atomic(path, data, tmp_suffix=_TMP_SUFFIX)
 
 
+def write_many(folder: Path, files: Mapping[str, bytes]) -> None:
+    """Several files of one set, each atomic, with one folder flush (see `atomic.write_many`)."""
+    atomic.write_many(folder, dict(files), tmp_suffix=_TMP_SUFFIX)
+
+
 def prepare_dir(folder: Path) -> None:
-    """Create the folder, drop temp files a killed writer left, and remove the manifest (the set is being rebuilt)."""
+    """Create the folder, drop temp files a killed writer left, and remove the manifest (the set is being rebuilt).
+
+    The manifest's removal is made durable before any file of the new set replaces an old one."""
     folder.mkdir(parents=True, exist_ok=True)
     for p in folder.iterdir():
         if p.name.endswith(_TMP_SUFFIX):
             p.unlink(missing_ok=True)
-    (folder / MANIFEST).unlink(missing_ok=True)
+    manifest = folder / MANIFEST
+    if manifest.exists():
+        manifest.unlink(missing_ok=True)
+        atomic.fsync_dir(folder)
 
 
 def prune(folder: Path, keep: set[str]) -> None:

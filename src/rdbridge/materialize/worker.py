@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,40 +38,52 @@ def owner_name(worker: int) -> str:
 
 
 class Heartbeat:
-    """Renews `owner`'s lease on one loop every lease/3 seconds until stopped."""
+    """Renews `owner`'s lease on the loop being built every lease/3 seconds: one thread per worker, started at the
+    first loop, pointed at each loop in turn (`watch`), so a loop costs no thread start and join."""
 
-    def __init__(self, engine: Engine, loop_row_id: int, owner: str, lease_seconds: float) -> None:
-        self._engine, self._id, self._owner, self._lease = engine, loop_row_id, owner, lease_seconds
+    def __init__(self, engine: Engine, owner: str, lease_seconds: float) -> None:
+        self._engine, self._owner, self._lease = engine, owner, lease_seconds
+        self._current: int | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def _run(self) -> None:
         while not self._stop.wait(self._lease / 3):
+            loop_row_id = self._current
+            if loop_row_id is None:
+                continue
             try:
                 with session_scope(self._engine) as s:
-                    loop = s.get(Loop, self._id)
+                    loop = s.get(Loop, loop_row_id)
                     if loop is not None:
                         state.renew_lease(s, loop, self._owner, self._lease)
             except state.LeaseLost:
-                return  # the final transaction will see it too and drop the work
+                continue  # the loop was finished or taken over meanwhile; its final transaction decides
             except Exception:  # noqa: BLE001 - a transient database error: try again at the next beat
                 continue
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
+    @contextmanager
+    def watch(self, loop_row_id: int) -> Iterator[None]:
+        """Keep this loop's lease alive while the block runs."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+            self._thread.start()
+        self._current = loop_row_id
+        try:
+            yield
+        finally:
+            self._current = None
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def write_set(folder: Path, files: dict[str, bytes]) -> None:
     """Atomic files, manifest last; files of an older set that this one lacks are removed before the manifest."""
     store.prepare_dir(folder)
-    for name, data in files.items():
-        if name != store.MANIFEST:
-            store.write_atomic(folder / name, data)
+    store.write_many(folder, {name: data for name, data in files.items() if name != store.MANIFEST})
     store.prune(folder, set(files))
     store.write_atomic(folder / store.MANIFEST, files[store.MANIFEST])
 
@@ -89,24 +102,17 @@ def _finish(engine: Engine, loop_row_id: int, owner: str, files: dict[str, bytes
 
 
 def process_one(engine: Engine, root: Path, loop_row_id: int, experiment_id: str, owner: str,
-                lease_seconds: float) -> Outcome:
-    """Build, write and register one claimed loop; the loop ends done or failed (or lost, then nothing is kept)."""
-    files: dict[str, bytes] | None = None
-    error: str | None = None
-    with Heartbeat(engine, loop_row_id, owner, lease_seconds):
-        try:
-            with session_scope(engine, write=False) as s:
-                data = gather(s, experiment_id)
-            files = documents.build_set(data)
-            write_set(store.loop_dir(root, data.task_run_id, data.loop_id), files)
-        except LoopInputError as e:
-            files, error = None, str(e)
-        except store.UnsafeIdentifierError as e:
-            files, error = None, str(e)
-        except OSError as e:
-            files, error = None, f"{e.filename or root}: cannot write the artifact store ({e.strerror or e})"
-        except Exception as e:  # noqa: BLE001 - one strange loop must not stop the others: recorded on the loop
-            files, error = None, f"unexpected {type(e).__name__} while materializing: {e}"
+                lease_seconds: float, heartbeat: Heartbeat | None = None) -> Outcome:
+    """Build, write and register one claimed loop; the loop ends done or failed (or lost, then nothing is kept).
+
+    `heartbeat`: the worker's lease renewer (one is made for this loop when None)."""
+    beat = heartbeat if heartbeat is not None else Heartbeat(engine, owner, lease_seconds)
+    try:
+        with beat.watch(loop_row_id):
+            files, error = _build(engine, root, experiment_id)
+    finally:
+        if heartbeat is None:
+            beat.stop()
     try:
         _finish(engine, loop_row_id, owner, files, error)
     except state.IllegalTransition:
@@ -114,17 +120,39 @@ def process_one(engine: Engine, root: Path, loop_row_id: int, experiment_id: str
     return Outcome(experiment_id, "done" if files is not None else "failed", error)
 
 
+def _build(engine: Engine, root: Path, experiment_id: str) -> tuple[dict[str, bytes] | None, str | None]:
+    """(the set's files, None) once written, or (None, the error for the user)."""
+    try:
+        with session_scope(engine, write=False) as s:
+            data = gather(s, experiment_id)
+        files = documents.build_set(data)
+        write_set(store.loop_dir(root, data.task_run_id, data.loop_id), files)
+        return files, None
+    except LoopInputError as e:
+        return None, str(e)
+    except store.UnsafeIdentifierError as e:
+        return None, str(e)
+    except OSError as e:
+        return None, f"{e.filename or root}: cannot write the artifact store ({e.strerror or e})"
+    except Exception as e:  # noqa: BLE001 - one strange loop must not stop the others: recorded on the loop
+        return None, f"unexpected {type(e).__name__} while materializing: {e}"
+
+
 def run_worker(engine: Engine, root: Path, *, worker: int, lease_seconds: float, only: list[int] | None,
                on_outcome: Callable[[Outcome], None]) -> None:
     """Claim and process loops until none is left to claim."""
     owner = owner_name(worker)
-    while True:
-        with session_scope(engine) as s:
-            loop = state.claim_next(s, owner, lease_seconds, only=only)
-            claimed = (loop.id, loop.experiment_id) if loop is not None else None
-        if claimed is None:
-            return
-        on_outcome(process_one(engine, root, claimed[0], claimed[1], owner, lease_seconds))
+    heartbeat = Heartbeat(engine, owner, lease_seconds)
+    try:
+        while True:
+            with session_scope(engine) as s:
+                loop = state.claim_next(s, owner, lease_seconds, only=only)
+                claimed = (loop.id, loop.experiment_id) if loop is not None else None
+            if claimed is None:
+                return
+            on_outcome(process_one(engine, root, claimed[0], claimed[1], owner, lease_seconds, heartbeat))
+    finally:
+        heartbeat.stop()
 
 
 def reclaim_dead_leases(engine: Engine) -> int:
