@@ -155,3 +155,31 @@ def test_rank_and_quantile_kernels_treat_infinities_as_missing(seed: int, window
         np.testing.assert_array_equal(got[k][real], want[k][real], err_msg=str(k))
     np.testing.assert_array_equal(kernels.rolling_rank_pct(with_inf, window, first)[real],
                                   kernels.rolling_rank_pct(with_nan, window, first)[real])
+
+
+@pytest.mark.parametrize("window", [0, 3, 4, 5, 20])
+@pytest.mark.parametrize("kind", ["skew", "kurt"])
+def test_skew_and_kurt_equal_pandas_rolling_bit_for_bit(window: int, kind: str) -> None:
+    """pandas 3's online central moments (anchor, recompute on cancellation), not merely close: near-flat windows
+    otherwise come out 0 against 1e-18, ±1e15 against inf. Blocks carry flat runs, a large offset, tiny noise
+    around it, NaN gaps and histories shorter than the window."""
+    import pandas as pd
+
+    rng = np.random.default_rng(window)
+    blocks = [rng.normal(size=3), np.round(rng.normal(size=200) * 3) + 5, 1e6 + rng.normal(size=150) * 1e-7,
+              (rng.standard_normal(300).cumsum() * 3 + 1e4).round(2)]
+    blocks[1][40:70] = 2.0
+    blocks[3][rng.random(300) < 0.1] = np.nan
+    blocks[3][100:130] = blocks[3][100]
+    pad = 25
+    x = np.concatenate([np.concatenate([np.full(pad, 77.0), b]) for b in blocks])  # pad slots: never read
+    first = np.concatenate([np.full(pad + b.size, pad + sum(pad + c.size for c in blocks[:k]), dtype=np.int64)
+                            for k, b in enumerate(blocks)])
+    got = kernels.rolling_central_moments(x, window, first, kind)
+    at = 0
+    for b in blocks:
+        s = pd.Series(b)
+        roll = s.rolling(window, min_periods=1) if window else s.expanding(min_periods=1)
+        np.testing.assert_array_equal(got[at + pad : at + pad + b.size], getattr(roll, kind)().to_numpy())
+        assert np.isnan(got[at : at + pad]).all()
+        at += pad + b.size

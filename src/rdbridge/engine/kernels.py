@@ -382,44 +382,116 @@ def _offset_loop(x: np.ndarray, window: int, first_real: np.ndarray):  # noqa: A
         yield x[src], ok
 
 
-def rolling_central_moments(x: np.ndarray, window: int, first_real: np.ndarray, kind: str) -> np.ndarray:
-    """pandas' bias-corrected rolling skew (``kind="skew"``) or kurtosis (``"kurt"``) from central moments.
+_EPS = np.finfo(np.float64).eps
+PEAK_DEV_LIMIT = _EPS / (_EPS * 1e3)
+"""pandas 3's skew/kurt recompute a window once the second moment falls below this times the square of the largest
+deviation it absorbed (its own round-off, ``eps * dev**2``, is then over 1e-3 of it)."""
+ANCHOR_DRIFT_LIMIT = 1.0 / 16.0
+"""... or once the window's mean sits more than 4 standard deviations from the value it is anchored to."""
+MAX_ORIGIN = np.sqrt(np.finfo(np.float64).max)
 
-    Deviations from the window mean are summed explicitly (one pass per window offset), so nearly constant windows
-    keep their precision; raw power sums would cancel catastrophically at price levels.
-    """
-    n = x.size
-    start = window_start(n, window, first_real)
-    valid = ~np.isnan(x)
-    cnt = _window_count(valid, start).astype(np.float64)
-    cs = np.concatenate([[0.0], np.cumsum(np.where(valid, x, 0.0))])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (cs[np.arange(1, n + 1)] - cs[start]) / cnt
-    m2, m3, m4 = np.zeros(n), np.zeros(n), np.zeros(n)
-    lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
-    for val, ok in _offset_loop(x, window, first_real):
-        d = np.where(ok, val - mean, 0.0)
-        d2 = d * d
-        m2 += d2
-        m3 += d2 * d
-        if kind == "kurt":
-            m4 += d2 * d2
-        lo = np.where(ok, np.minimum(lo, val), lo)
-        hi = np.where(ok, np.maximum(hi, val), hi)
-    flat = lo == hi
-    with np.errstate(invalid="ignore", divide="ignore"):
-        b = m2 / cnt
-        c = m3 / cnt
-        if kind == "skew":
-            val = (np.sqrt(cnt * (cnt - 1.0)) * c) / ((cnt - 2.0) * b * np.sqrt(b))
-            out = np.where(flat | (b <= 1e-14), np.nan, val)  # pandas 3: NaN for a constant window
-            out[cnt < 3] = np.nan
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _moments_suspect(mean: float, m2: float, m3: float, m4: float, peak: float) -> bool:
+    """pandas' ``moment_cancellation_suspected``."""
+    if np.isnan(m2) or np.isnan(m3) or np.isnan(m4):
+        return True
+    if mean * mean * ANCHOR_DRIFT_LIMIT > m2:
+        return True
+    return peak * peak * PEAK_DEV_LIMIT > m2
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _moments_add(val: float, nobs: int, mean: float, origin: float, m2: float, m3: float, m4: float, peak: float,
+                 kurt: bool) -> tuple[int, float, float, float, float, float, float, bool]:
+    """pandas' ``add_skew`` / ``add_kurt`` (``moments_add_value`` on the value minus the window's anchor)."""
+    if nobs == 0:
+        origin = val if abs(val) < MAX_ORIGIN else 0.0
+    shifted = val - origin
+    delta = shifted - mean
+    nobs += 1
+    n = float(nobs)
+    delta_n = delta / n
+    term1 = delta * delta_n * (n - 1.0)
+    if kurt:
+        m4 += delta_n * (-4.0 * m3 + delta_n * (6.0 * m2 + term1 * (n * n - 3.0 * n + 3.0)))
+    m3 += delta_n * (term1 * (n - 2.0) - 3.0 * m2)
+    m2 += term1
+    mean += delta_n
+    peak = max(peak, abs(shifted - mean))
+    return nobs, mean, origin, m2, m3, m4, peak, _moments_suspect(mean, m2, m3, m4, peak)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _skew_kurt(x: np.ndarray, window: int, first_real: np.ndarray, kurt: bool, out: np.ndarray) -> None:
+    """pandas 3's ``roll_skew`` / ``roll_kurt`` (``min_periods=1``) per block: central moments of the values minus
+    the window's anchor, updated online, the window recomputed when an update looks like cancellation."""
+    minp = 4 if kurt else 3
+    block = -1
+    nobs = 0
+    mean = origin = m2 = m3 = m4 = peak = 0.0
+    bad = False
+    for i in range(x.size):
+        f = first_real[i]
+        if i < f:  # a pad row
+            out[i] = np.nan
+            continue
+        if f != block:  # a new instrument: empty state
+            block = f
+            nobs = 0
+            mean = origin = m2 = m3 = m4 = peak = 0.0
+            bad = False
+        elif window > 0 and i - window >= f:  # x[i - window] leaves
+            val = x[np.uint64(i - window)]
+            if not np.isnan(val):
+                nobs -= 1
+                if nobs == 0:
+                    mean = origin = m2 = m3 = m4 = peak = 0.0
+                    bad = False
+                else:
+                    shifted = val - origin
+                    n = float(nobs)
+                    delta = shifted - mean
+                    delta_n = delta / n
+                    term1 = delta_n * delta * (n + 1.0)
+                    if kurt:
+                        m4 += delta_n * (4.0 * m3 + delta_n * (6.0 * m2 - term1 * (n * n + 3.0 * n + 3.0)))
+                    m3 -= delta_n * (term1 * (n + 2.0) - 3.0 * m2)
+                    m2 -= term1
+                    mean -= delta_n
+                    peak = max(peak, abs(shifted - mean))
+                    bad = bad or _moments_suspect(mean, m2, m3, m4 if kurt else 0.0, peak)
+        val = x[i]
+        if not np.isnan(val):
+            nobs, mean, origin, m2, m3, m4, peak, worse = _moments_add(val, nobs, mean, origin, m2, m3, m4, peak,
+                                                                       kurt)
+            bad = bad or worse
+        if bad:  # pandas' recompute of the whole window
+            nobs = 0
+            mean = origin = m2 = m3 = m4 = peak = 0.0
+            for j in range(max(f, i - window + 1) if window > 0 else f, i + 1):
+                u = x[j]
+                if not np.isnan(u):
+                    nobs, mean, origin, m2, m3, m4, peak, worse = _moments_add(u, nobs, mean, origin, m2, m3, m4,
+                                                                               peak, kurt)
+            bad = False
+        if nobs < minp:
+            out[i] = np.nan
+        elif kurt:
+            dn = float(nobs)
+            inner = dn * (dn + 1.0) * (m4 / (m2 * m2)) - 3.0 * (dn - 1.0)
+            out[i] = (dn - 1.0) / ((dn - 2.0) * (dn - 3.0)) * inner
         else:
-            d4 = m4 / cnt
-            k = (cnt * cnt - 1.0) * d4 / (b * b) - 3.0 * (cnt - 1.0) ** 2
-            val = k / ((cnt - 2.0) * (cnt - 3.0))
-            out = np.where(flat | (b <= 1e-14), np.nan, val)
-            out[cnt < 4] = np.nan
+            dn = float(nobs)
+            out[i] = m3 / (m2 * np.sqrt(m2)) * ((dn * np.sqrt(dn - 1.0)) / (dn - 2.0))
+
+
+def rolling_central_moments(x: np.ndarray, window: int, first_real: np.ndarray, kind: str) -> np.ndarray:
+    """pandas 3's bias-corrected rolling skew (``kind="skew"``) or excess kurtosis (``"kurt"``) of ``x`` (float64,
+    NaN = missing; pandas turns ±inf into NaN first) per block, bit for bit; ``window == 0`` is expanding. NaN under
+    3 / 4 values and where the window's values are all equal (0 / 0)."""
+    out = buffers.empty(x.size, dtype=np.float64)
+    _skew_kurt(np.ascontiguousarray(x, dtype=np.float64), int(window), first_real, kind == "kurt", out)
     return out
 
 
