@@ -320,52 +320,137 @@ def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _pairwise_sum(a: np.ndarray) -> float:
+    """``np.add.reduce`` of a float64 vector, the same additions in the same order: numpy's pairwise summation
+    (below 8 values a plain loop from -0.0; up to 128, eight interleaved partial sums; beyond, halves at a multiple
+    of 8)."""
+    n = a.size
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3, r4, r5, r6, r7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            r0 += a[i]
+            r1 += a[i + 1]
+            r2 += a[i + 2]
+            r3 += a[i + 3]
+            r4 += a[i + 4]
+            r5 += a[i + 5]
+            r6 += a[i + 6]
+            r7 += a[i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a[:n2]) + _pairwise_sum(a[n2:])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _mad(x: np.ndarray, window: int, first_real: np.ndarray, out: np.ndarray, vals: np.ndarray,
+         devs: np.ndarray) -> None:
+    for i in range(x.size):
+        s = _start_of(i, window, first_real)
+        k = 0
+        for j in range(s, i + 1):
+            v = x[j]
+            if np.isfinite(v):
+                vals[k] = v
+                k += 1
+        if k == 0:
+            out[i] = np.nan
+            continue
+        m = _pairwise_sum(vals[:k]) / k
+        for t in range(k):
+            devs[t] = abs(vals[t] - m)
+        out[i] = _pairwise_sum(devs[:k]) / k
+
+
 def rolling_mad(x: np.ndarray, window: int, first_real: np.ndarray) -> np.ndarray:
-    """Mean absolute deviation around the window mean, over the non-NaN values (NaN when there are none)."""
-    n = x.size
-    start = window_start(n, window, first_real)
-    valid = ~np.isnan(x)
-    xz = np.where(valid, x, 0.0)
-    cs = np.concatenate([[0.0], np.cumsum(xz)])
-    idx = np.arange(n, dtype=np.int64)
-    cnt = _window_count(valid, start)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (cs[idx + 1] - cs[start]) / cnt
-    acc = np.zeros(n)
-    max_off = int((idx - start).max()) + 1 if n else 0
-    for j in range(max_off):
-        src = idx - j
-        ok = (src >= start) & valid[np.maximum(src, 0)]
-        dev = np.abs(x[np.maximum(src, 0)] - mean)
-        acc += np.where(ok, dev, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = acc / cnt
-    out[cnt == 0] = np.nan
+    """Qlib's ``Mad``: per window (``rolling(N, min_periods=1).apply(raw=True)``, ±inf as NaN), the finite values'
+    ``np.mean(np.abs(v - v.mean()))`` with numpy's own summation order, so a window of large, nearly equal values
+    (volumes) keeps numpy's exact result instead of a difference of running sums (off by 1e-4 relative there)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = buffers.empty(x.size, dtype=np.float64)
+    size = max(min(x.size, window) if window > 0 else x.size, 1)
+    _mad(x, int(window), first_real, out, np.empty(size), np.empty(size))
     return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _wma(x: np.ndarray, window: int, first_real: np.ndarray, out: np.ndarray, terms: np.ndarray) -> None:
+    for i in range(x.size):
+        s = _start_of(i, window, first_real)
+        length = i + 1 - s
+        total = length * (length + 1) // 2
+        cnt = 0
+        for j in range(length):
+            v = x[s + j]
+            if np.isnan(v):
+                terms[j] = 0.0
+            else:
+                terms[j] = (j + 1) / total * v
+                cnt += 1
+        out[i] = _pairwise_sum(terms[:length]) / cnt if cnt else np.nan
+
+
+def rolling_wma(x: np.ndarray, window: int, first_real: np.ndarray) -> np.ndarray:
+    """Qlib's ``WMA``: per window of L rows (``rolling(N, min_periods=1).apply(raw=True)``, ±inf as NaN), weights
+    (1..L) / (L (L + 1) / 2), then ``np.nanmean`` of weight times value: numpy's summation order, NaN terms as 0,
+    divided by the count of finite values; ``window == 0`` is expanding."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = buffers.empty(x.size, dtype=np.float64)
+    _wma(x, int(window), first_real, out, np.empty(max(min(x.size, window) if window > 0 else x.size, 1)))
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _weighted_rows(x: np.ndarray, rows: np.ndarray, w: np.ndarray, out: np.ndarray, terms: np.ndarray) -> None:
+    """``np.nansum(w * x[r - L + 1 : r + 1])`` for each row r of ``rows`` (L = ``w.size``), NaN where the window
+    holds no finite value."""
+    n = w.size
+    for r in rows:
+        cnt = 0
+        for j in range(n):
+            v = w[j] * x[r - n + 1 + j]
+            if np.isnan(v):
+                v = 0.0
+            else:
+                cnt += 1
+            terms[j] = v
+        out[r] = _pairwise_sum(terms[:n]) if cnt else np.nan
 
 
 def expanding_ema(x: np.ndarray, first_real: np.ndarray) -> np.ndarray:
     """Qlib's ``EMA(x, 0)``: over each expanding window of length L, weights ``a**age`` with ``a = 1 - 2/(1+L)``
-    normalised over all L positions (NaN ones too), then the NaN-skipping sum."""
+    normalised over all L positions (NaN ones too), then the NaN-skipping sum. The weights come from the very numpy
+    expression Qlib runs (its vectorised ``power`` differs from libm's ``pow`` in the last bit), once per length for
+    all instruments; the sums repeat numpy's summation order."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
     n = x.size
-    idx = np.arange(n, dtype=np.int64)
-    start = first_real.astype(np.int64)
-    length = (idx - start + 1).astype(np.float64)
-    with np.errstate(divide="ignore"):  # pad rows (length <= 0) are never read
-        a = 1.0 - 2.0 / (1.0 + length)
-    valid = ~np.isnan(x)
-    num = np.zeros(n)
-    den = np.zeros(n)
-    max_off = int((idx - start).max()) + 1 if n else 0
-    for j in range(max_off):
-        src = idx - j
-        inside = src >= start
-        w = np.where(inside, a**j, 0.0)
-        den += w
-        ok = inside & valid[np.maximum(src, 0)]
-        num += np.where(ok, w * x[np.maximum(src, 0)], 0.0)
-    out = num / np.where(den == 0, np.nan, den)
-    out[_window_count(valid, start) == 0] = np.nan
+    out = np.full(n, np.nan)
+    pos = np.arange(n, dtype=np.int64) - first_real  # 0-based position in the block; pads negative
+    if n == 0 or pos.max() < 0:
+        return out
+    order = np.argsort(pos, kind="stable")
+    bounds = np.searchsorted(pos[order], np.arange(pos.max() + 2))
+    terms = np.empty(int(pos.max()) + 1)
+    x = np.where(np.isinf(x), np.nan, x)  # pandas' rolling input: inf as NaN
+    for length in range(1, int(pos.max()) + 2):
+        rows = order[bounds[length - 1] : bounds[length]]
+        a = 1 - 2 / (1 + length)
+        w = a ** np.arange(length)[::-1]
+        w /= w.sum()
+        _weighted_rows(x, rows, w, out, terms)
     return out
 
 

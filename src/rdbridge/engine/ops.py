@@ -286,6 +286,8 @@ def object_valued(node: object) -> bool:
     if not isinstance(node, Call):
         return False
     if node.op == "Ref":
+        if node.params and node.params[0] == 0:  # Qlib: a Series of the first value, a scalar: never object
+            return False
         return shifted_condition(node) or object_valued(node.args[0])
     if node.op in ("Abs", "Add", "Sub", "Mul", "Div", "Power", "Greater", "Less"):
         return any(object_valued(a) for a in node.args)
@@ -745,19 +747,18 @@ class Kurt(_Moment):
 
 
 class WMA(Rolling):
-    """Qlib's WMA: weights 1..L over the window's L rows (L shorter at the start), NaN-skipping mean of w*x."""
+    """Qlib's WMA: weights 1..L over the window's L rows (L shorter at the start), NaN-skipping mean of w*x, with
+    numpy's arithmetic (``kernels.rolling_wma``)."""
 
     name = "WMA"
+    kernel_column = True
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        v = ins[0]
-        cnt = count(ctx, v, n)
-        avail = ctx.k - (ctx.pad_rows - 1)
-        length = avail if n == 0 else pl.min_horizontal(avail, pl.lit(float(n)))
-        sx = wsum(ctx, v, n, "x", lambda: prep(ctx, v).fill_null(0.0))
-        skx = wsum(ctx, v, n, "kx", lambda: prep(ctx, v).fill_null(0.0) * ctx.k)
-        sjx = skx - (ctx.k - length) * sx  # positions j = 1..L inside the window
-        return pl.when(cnt > 0).then(sjx / (length * (length + 1) / 2) / cnt)
+        first_real = ctx.first_real
+        return prep(ctx, ins[0]).map_batches(
+            lambda s: ctx.kernel_series(kernels.rolling_wma(filled(s), n, first_real)),
+            return_dtype=pl.Float64,
+        )
 
 
 class EMA(Rolling):
