@@ -183,3 +183,74 @@ def test_skew_and_kurt_equal_pandas_rolling_bit_for_bit(window: int, kind: str) 
         np.testing.assert_array_equal(got[at + pad : at + pad + b.size], getattr(roll, kind)().to_numpy())
         assert np.isnan(got[at : at + pad]).all()
         at += pad + b.size
+
+
+def _apply_blocks(seed: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], int]:
+    """Blocks for the rolling-apply operators: volume-sized values that differ in the 8th digit, ties, NaN gaps,
+    a block shorter than the windows; pad slots hold garbage (never read)."""
+    rng = np.random.default_rng(seed)
+    blocks = [rng.normal(size=3), 1e7 + rng.normal(size=300) * 50, np.round(rng.normal(size=200) * 3)]
+    blocks[1][rng.random(300) < 0.1] = np.nan
+    blocks[2][:7] = np.nan
+    pad = 5
+    x = np.concatenate([np.concatenate([np.full(pad, 9.0), b]) for b in blocks])
+    first = np.concatenate([np.full(pad + b.size, pad + sum(pad + c.size for c in blocks[:k]), dtype=np.int64)
+                            for k, b in enumerate(blocks)])
+    return x, first, blocks, pad
+
+
+def _qlib_mad(x: np.ndarray) -> float:
+    x1 = x[~np.isnan(x)]
+    return np.mean(np.abs(x1 - x1.mean()))
+
+
+def _qlib_wma(x: np.ndarray) -> float:
+    w = np.arange(len(x)) + 1
+    w = w / w.sum()
+    return np.nanmean(w * x)
+
+
+def _qlib_ema0(x: np.ndarray) -> float:
+    a = 1 - 2 / (1 + len(x))
+    w = a ** np.arange(len(x))[::-1]
+    w /= w.sum()
+    return np.nansum(w * x)
+
+
+@pytest.mark.parametrize("window", [0, 1, 3, 20, 200])
+def test_mad_wma_and_expanding_ema_equal_qlibs_rolling_apply_bit_for_bit(window: int) -> None:
+    """Qlib computes Mad, WMA and EMA(x, 0) with numpy functions in ``rolling.apply``; the kernels repeat numpy's
+    pairwise summation, so a window of large, nearly equal values gives numpy's result, not a near miss."""
+    import pandas as pd
+
+    x, first, blocks, pad = _apply_blocks(window)
+    got = {"mad": kernels.rolling_mad(x, window, first), "wma": kernels.rolling_wma(x, window, first)}
+    if window == 0:
+        got["ema0"] = kernels.expanding_ema(x, first)
+    fns = {"mad": _qlib_mad, "wma": _qlib_wma, "ema0": _qlib_ema0}
+    at = 0
+    for b in blocks:
+        s = pd.Series(b)
+        roll = s.rolling(window, min_periods=1) if window else s.expanding(min_periods=1)
+        for name, col in got.items():
+            want = roll.apply(fns[name], raw=True).to_numpy()
+            np.testing.assert_array_equal(col[at + pad : at + pad + b.size], want, err_msg=name)
+        at += pad + b.size
+
+
+@pytest.mark.parametrize("window", [0, 2, 5, 20])
+def test_quantiles_of_float32_equal_pandas_bit_for_bit(window: int) -> None:
+    """pandas interpolates in float64 between float32 neighbours (8-digit volumes: a float32 difference is off by
+    one unit)."""
+    import pandas as pd
+
+    x, first, blocks, pad = _apply_blocks(10 + window)
+    x32 = x.astype(np.float32)
+    got = kernels.rolling_ranks_and_quantiles(x32, window, [0.2, 0.5, 0.8], False, first)
+    at = 0
+    for b in blocks:
+        s = pd.Series(b.astype(np.float32))
+        roll = s.rolling(window, min_periods=1) if window else s.expanding(min_periods=1)
+        for q in (0.2, 0.5, 0.8):
+            np.testing.assert_array_equal(got[q][at + pad : at + pad + b.size], roll.quantile(q).to_numpy())
+        at += pad + b.size

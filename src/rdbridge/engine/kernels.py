@@ -269,11 +269,11 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
             h = qs[t] * float(m - 1)
             j = int(np.floor(h))
             frac = h - j
-            vlo = float(buf[j])
+            vlo = np.float64(buf[j])  # numba: float() of a float32 stays float32
             if frac == 0:
                 out[t, i] = vlo
             else:
-                out[t, i] = vlo + (float(buf[min(j + 1, m - 1)]) - vlo) * frac
+                out[t, i] = vlo + (np.float64(buf[min(j + 1, m - 1)]) - vlo) * frac
 
 
 @numba.njit(cache=True, nogil=True)

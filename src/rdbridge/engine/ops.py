@@ -531,7 +531,7 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr | Non
             got = pair_window(filled(s.struct.field("a")), filled(s.struct.field("b")), n, first_real,
                               mask=state["masked"])
         else:
-            got = regression_window(ctx.real_values(s), n, first_real, mask=state["masked"])
+            got = regression_window(filled(s), n, first_real, mask=state["masked"])
         cols = dict(zip(results, got.results))
         ctx.emit(ckey, cols)
         return ctx.result_struct(ckey, cols, results, s.name)
