@@ -291,6 +291,8 @@ def object_valued(node: object) -> bool:
         return shifted_condition(node) or object_valued(node.args[0])
     if node.op in ("Abs", "Add", "Sub", "Mul", "Div", "Power", "Greater", "Less"):
         return any(object_valued(a) for a in node.args)
+    if node.op == "If":  # np.where with an object branch is an object array
+        return any(object_valued(a) for a in node.args[1:])
     return False
 
 
