@@ -50,6 +50,34 @@ def _suspect(cxy: float, cxx: float, cyy: float, px: float, py: float) -> bool:
     return px * py * INV_COND_TOL > abs(cxy) or px * px * INV_COND_TOL > cxx or py * py * INV_COND_TOL > cyy
 
 
+_SPLIT = 134217729.0  # 2**27 + 1: Veltkamp's split of a double into two 26-bit halves
+NEAR_MIDPOINT = 0.47
+"""``sqrt`` is correctly rounded and C ``pow(v, 0.5)`` within 0.52 ulp, so they can differ only where the exact
+root lies within 0.02 ulp of a rounding midpoint; nearer than this to one, ``_pow_half`` asks ``pow`` itself."""
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _pow_half(v: float, half: float, fbits: np.ndarray, ibits: np.ndarray) -> float:
+    """C ``pow(v, 0.5)`` (what pandas' ``(ssqdm_x * ssqdm_y) ** 0.5`` runs; an ulp off ``sqrt`` in about 1 value of
+    1,000) at the cost of a ``sqrt``: the exact residual of ``s * s - v`` (Dekker's product) gives how far the exact
+    root is from ``s`` in ulps, and only roots near a midpoint (~6%) call ``pow``. ``half`` is 0.5 passed at run
+    time, so LLVM cannot rewrite that ``pow`` into ``sqrt``; ``fbits``/``ibits``: one float64 slot and its int64
+    view, to read the ulp of ``s`` from its exponent bits."""
+    s = np.sqrt(v)
+    if not (s > 1e-140 and s < 1e150):
+        return v ** half
+    c = _SPLIT * s
+    hi = c - (c - s)
+    lo = s - hi
+    sq = s * s
+    resid = (sq - v) + (((hi * hi - sq) + 2.0 * hi * lo) + lo * lo)  # s*s - v, exactly (sq - v: Sterbenz)
+    fbits[0] = s
+    ibits[0] = ((ibits[0] >> 52) - 52) << 52  # ulp(s): s's exponent, 52 binades down (s is normal and positive)
+    if abs(resid) > NEAR_MIDPOINT * 2.0 * s * fbits[0]:  # |exact root - s| > 0.47 ulp: pow may round the other way
+        return v ** half
+    return s
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _co_add(x: float, y: float, n: float, mx: float, my: float, ox: float, oy: float, cxy: float, cxx: float,
             cyy: float, px: float, py: float) -> tuple[float, float, float, float, float, float, float, float, float,
@@ -81,11 +109,12 @@ def _pair_pass(a: np.ndarray, b: np.ndarray, window: int, first_real: np.ndarray
     With ``screen``, marks in ``undecided`` the rows whose window of ``a`` (bit 1) or ``b`` (bit 2) the flat-window
     screen cannot decide, and returns how many rows it marked.
 
-    ``half`` is 0.5: pandas takes the square root of the variances' product as C ``pow(v, 0.5)``, an ulp off ``sqrt``
-    in about 1 value of 1,000; passed at run time, LLVM cannot rewrite that ``pow`` into ``sqrt``."""
+    ``half`` is 0.5, for ``_pow_half``."""
     screen = screen and window >= 2  # a window of one row has std NaN: never flat
     scale = np.sqrt(2.0 * (window - 1)) if window >= 2 else 0.0
     shrink = 1.0 - scale * MARGIN_REL
+    fbits = np.empty(1)
+    ibits = fbits.view(np.int64)
     block = -1
     n = mx = my = ox = oy = cxy = cxx = cyy = px = py = 0.0
     bad = False
@@ -147,7 +176,7 @@ def _pair_pass(a: np.ndarray, b: np.ndarray, window: int, first_real: np.ndarray
         if n <= 0.0 or cxx == 0.0 or cyy == 0.0:
             out[1, i] = np.nan
         else:
-            r = cxy / (cxx * cyy) ** half
+            r = cxy / _pow_half(cxx * cyy, half, fbits, ibits)
             out[1, i] = 1.0 if r > 1.0 else (-1.0 if r < -1.0 else r)
         if screen:
             flag = 0
