@@ -291,6 +291,10 @@ def object_valued(node: object) -> bool:
         return shifted_condition(node) or object_valued(node.args[0])
     if node.op in ("Abs", "Add", "Sub", "Mul", "Div", "Power", "Greater", "Less"):
         return any(object_valued(a) for a in node.args)
+    if node.op == "Delta":  # a condition (or object column) minus its shifted copy: an object column
+        arg = node.args[0]
+        return bool(node.params and node.params[0] != 0) and (
+            (isinstance(arg, Call) and arg.op in LOGIC_OPS) or object_valued(arg))
     if node.op == "If":  # np.where with an object branch is an object array
         return any(object_valued(a) for a in node.args[1:])
     return False
