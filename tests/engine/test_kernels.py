@@ -254,3 +254,20 @@ def test_quantiles_of_float32_equal_pandas_bit_for_bit(window: int) -> None:
         for q in (0.2, 0.5, 0.8):
             np.testing.assert_array_equal(got[q][at + pad : at + pad + b.size], roll.quantile(q).to_numpy())
         at += pad + b.size
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 20, 0.3])
+def test_ewm_mean_equals_pandas_bit_for_bit(n: float) -> None:
+    """Qlib's ``EMA(x, N)`` is ``ewm(span=N)`` (``alpha=N`` below 1) per instrument; leading and inner NaN carry the
+    last value, a constant run stays exactly constant."""
+    import pandas as pd
+
+    x, first, blocks, pad = _apply_blocks(int(n * 10))
+    kw = {"alpha": n} if n < 1 else {"span": n}
+    got = kernels.ewm_mean(x, first, **kw)
+    at = 0
+    for b in blocks:
+        want = pd.Series(b).ewm(min_periods=1, **kw).mean().to_numpy()
+        np.testing.assert_array_equal(got[at + pad : at + pad + b.size], want)
+        assert np.isnan(got[at : at + pad]).all()
+        at += pad + b.size

@@ -454,6 +454,49 @@ def expanding_ema(x: np.ndarray, first_real: np.ndarray) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _ewm(x: np.ndarray, first_real: np.ndarray, com: float, out: np.ndarray) -> None:
+    alpha = 1.0 / (1.0 + com)
+    old_wt_factor = 1.0 - alpha
+    block = -1
+    weighted = old_wt = 0.0
+    nobs = 0
+    for i in range(x.size):
+        f = first_real[i]
+        if i < f:  # a pad row
+            out[i] = np.nan
+            continue
+        cur = x[i]
+        obs = not np.isnan(cur)
+        if f != block:  # an instrument's first row
+            block = f
+            weighted = cur
+            nobs = 1 if obs else 0
+            old_wt = 1.0
+        else:
+            nobs += obs
+            if not np.isnan(weighted):
+                old_wt *= old_wt_factor
+                if obs:
+                    if weighted != cur:  # pandas: no rounding on a constant series
+                        weighted = old_wt * weighted + cur
+                        weighted /= old_wt + 1.0
+                    old_wt += 1.0
+            elif obs:
+                weighted = cur
+        out[i] = weighted if nobs >= 1 else np.nan
+
+
+def ewm_mean(x: np.ndarray, first_real: np.ndarray, span: float | None = None, alpha: float | None = None
+             ) -> np.ndarray:
+    """Qlib's ``EMA(x, N)``: pandas' ``ewm(span=N)`` (or ``alpha=N``), ``adjust=True``, ``min_periods=1``, NaN
+    carried, per block; pandas' online update, bit for bit (float64 ``x``, NaN = missing)."""
+    com = (span - 1) / 2.0 if span is not None else (1 - alpha) / alpha
+    out = buffers.empty(x.size, dtype=np.float64)
+    _ewm(np.ascontiguousarray(x, dtype=np.float64), first_real, float(com), out)
+    return out
+
+
 def _offset_loop(x: np.ndarray, window: int, first_real: np.ndarray):  # noqa: ANN202 - internal generator
     """Yield, for j = 0, 1, ... the window's j-th newest value per row and whether it is a valid member."""
     n = x.size

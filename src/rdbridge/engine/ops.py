@@ -793,8 +793,9 @@ class EMA(Rolling):
             )
             return ctx.finish(out)
         kw = {"alpha": float(n)} if 0 < n < 1 else {"span": float(n)}
-        ewm = xp.ewm_mean(adjust=True, min_samples=1, ignore_nulls=False, **kw)
-        return ctx.finish(ewm.forward_fill().over(ctx.group))
+        first_real = ctx.first_real
+        return xp.map_batches(lambda s: ctx.kernel_series(kernels.ewm_mean(filled(s), first_real, **kw)),
+                              return_dtype=pl.Float64)
 
 
 class Mad(Rolling):
