@@ -1,12 +1,12 @@
-"""Window kernels for Rank, Quantile, IdxMax/IdxMin, the Corr/Cov and regression sums, and the rarer moments
-(Mean/Var/Std/Sum/Max/Min are in ``window_stats.py``).
+"""Window kernels for Rank, Quantile, IdxMax/IdxMin, plain window sums, and the rarer statistics (Skew, Kurt, Mad,
+WMA, EMA); Mean/Var/Std/Sum/Max/Min are in ``window_stats.py``, Cov/Corr and the regressions in ``pair_windows.py``.
 
 They run on the engine's padded layout (see ``runner.py``): one long column where every instrument's block starts
-with pad rows, ``first_real[i]`` is the index of the first real row of row ``i``'s block. Rank, Quantile,
-IdxMax/IdxMin and the window sums are single-pass numba loops (direct window compares, a sorted window buffer,
-van Herk / Gil-Werman segments, compensated running sums; no per-window sort) compiled once and cached, releasing
-the GIL so Polars runs several at once; the rarer moment kernels (Skew, Kurt, Mad, expanding EMA) are vectorised
-numpy loops over window offsets.
+with pad rows, ``first_real[i]`` is the index of the first real row of row ``i``'s block. All are single-pass numba
+loops (direct window compares, a sorted window buffer, van Herk / Gil-Werman segments, compensated running sums,
+online moments; no per-window sort) compiled once and cached, releasing the GIL so Polars runs several at once.
+The rarer statistics repeat the arithmetic of what Qlib runs for them (pandas' online skew/kurt and ewm, numpy's
+pairwise summation inside ``rolling.apply``), so their results are Qlib's bit for bit, not merely close.
 """
 
 from __future__ import annotations
@@ -15,19 +15,6 @@ import numba
 import numpy as np
 
 from rdbridge.engine import buffers
-
-
-def window_start(n_rows: int, window: int, first_real: np.ndarray) -> np.ndarray:
-    """First row of each row's window: ``window`` rows back (0 = expanding), never before the block's first real row."""
-    idx = np.arange(n_rows, dtype=np.int64)
-    if window <= 0:
-        return first_real.astype(np.int64, copy=True)
-    return np.maximum(idx - (window - 1), first_real)
-
-
-def _window_count(valid: np.ndarray, start: np.ndarray) -> np.ndarray:
-    cs = np.concatenate([[0], np.cumsum(valid, dtype=np.int64)])
-    return cs[np.arange(1, valid.size + 1)] - cs[start]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -495,19 +482,6 @@ def ewm_mean(x: np.ndarray, first_real: np.ndarray, span: float | None = None, a
     out = buffers.empty(x.size, dtype=np.float64)
     _ewm(np.ascontiguousarray(x, dtype=np.float64), first_real, float(com), out)
     return out
-
-
-def _offset_loop(x: np.ndarray, window: int, first_real: np.ndarray):  # noqa: ANN202 - internal generator
-    """Yield, for j = 0, 1, ... the window's j-th newest value per row and whether it is a valid member."""
-    n = x.size
-    start = window_start(n, window, first_real)
-    idx = np.arange(n, dtype=np.int64)
-    max_off = int((idx - start).max()) + 1 if n else 0
-    valid = ~np.isnan(x)
-    for j in range(max_off):
-        src = np.maximum(idx - j, 0)
-        ok = (idx - j >= start) & valid[src]
-        yield x[src], ok
 
 
 _EPS = np.finfo(np.float64).eps

@@ -503,23 +503,12 @@ def prep(ctx: Ctx, v: Value) -> pl.Expr:
     return ctx.shared(("prep", v.key), lambda: rolling_input(v))
 
 
-def count(ctx: Ctx, v: Value, n: int) -> pl.Expr:
-    """Non-missing values of the prepared input in each window."""
-    return ctx.shared(("count", v.key, n), lambda: ctx.roll_sum(prep(ctx, v).is_not_null().cast(pl.Float64), n))
-
-
 def kernel_input(v: Value) -> pl.Expr:
     """``v`` as a window kernel reads it: float32 and float64 columns as they are (the kernels widen float32 values
     to float64 as they read them, exactly, so a float64 copy would only cost a pass and 8 bytes a row), booleans as
     float32 0/1."""
     assert v.expr is not None
     return v.expr if v.dtype in (F32, F64) else v.expr.cast(pl.Float32)
-
-
-def wsum(ctx: Ctx, v: Value, n: int, what: str, build: Callable[[], pl.Expr]) -> pl.Expr:
-    """A shared window sum of a per-row quantity ``what`` derived from ``v``."""
-    col = ctx.shared(("row", what, v.key), build)
-    return ctx.shared(("wsum", what, v.key, n), lambda: ctx.roll_sum(col, n))
 
 
 def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr | None = None) -> dict[str, pl.Expr]:
