@@ -832,7 +832,8 @@ class _Regression(Rolling):
 
 def _fixed(ctx: Ctx, ins: list[Value], n: int, what: str) -> pl.Expr:
     """A regression result (``slope``, ``resi`` or ``r2``) the kernel computed in the same call as the others."""
-    return ctx.raw_field(("wsums", "reg", ins[0].key, n), what, wsums(ctx, "reg", ins[0].key, n, kernel_input(ins[0]))[what])
+    got = wsums(ctx, "reg", ins[0].key, n, kernel_input(ins[0]))
+    return ctx.raw_field(("wsums", "reg", ins[0].key, n), what, got[what])
 
 
 class Slope(_Regression):
