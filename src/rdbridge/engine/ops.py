@@ -515,16 +515,16 @@ def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr | Non
     """The results of one window kernel pass (``pair_windows``; nulls, the pads, count as missing): for a Cov/Corr
     pair (``kind="pair"``) the covariance and correlation with pandas' arithmetic, for a regression (``"reg"``, y=a)
     Qlib's slope, residual and r^2. When Corr or Rsquare reads its result (``masked``), Qlib's flat windows are
-    already NaN there. ``n == 0`` is the expanding window."""
+    already NaN there; the covariance is computed only when Cov reads it (``cov``). ``n == 0`` is expanding."""
     results = PAIR_RESULTS if kind == "pair" else REG_RESULTS
     ckey = ("wsums", kind, key, n)
-    state = ctx.kernel_cache.setdefault(ckey, {"masked": False})
+    state = ctx.kernel_cache.setdefault(ckey, {"masked": False, "cov": False})
     first_real = ctx.first_real
 
     def run(s: pl.Series) -> pl.Series:
         if kind == "pair":
             got = pair_window(filled(s.struct.field("a")), filled(s.struct.field("b")), n, first_real,
-                              mask=state["masked"])
+                              mask=state["masked"], cov=state["cov"])
         else:
             got = regression_window(filled(s), n, first_real, mask=state["masked"])
         cols = dict(zip(results, got.results))
@@ -881,7 +881,9 @@ class Cov(_PairRolling):
     name = "Cov"
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        return self.pair(ctx, ins, n, "cov")
+        got = self.pair(ctx, ins, n, "cov")
+        ctx.kernel_cache[("wsums", "pair", (ins[0].key, ins[1].key), n)]["cov"] = True
+        return got
 
 
 class Corr(_PairRolling):
