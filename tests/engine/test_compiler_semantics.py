@@ -199,3 +199,18 @@ def test_bad_requests_name_the_problem() -> None:
     shuffled = pl.concat([p, panel({"B": [1.0]}), panel({"A": [9.0]}, starts={"A": 5})])
     with pytest.raises(PanelError, match="contiguous"):
         compute(shuffled, {"x": "$close"})
+
+
+def test_greater_and_less_of_a_shifted_condition_keep_numpys_object_loop_order() -> None:
+    """Qlib's ``Ref(condition, N)`` is an object column and np.minimum's object loop is ``a if a <= b else b``: a NaN
+    on the left gives b, on the right NaN. The operands must keep their order (no commutative reordering), and
+    ``Ref(condition, 0)`` (a Series of one scalar: bool) or a shifted float lets NaN win."""
+    p = panel({"A": [1.0, 3.0, 2.0, 5.0]})
+    out = compute(p, {"left": "Less(Ref(($close > 2), 1), 0.5)", "right": "Less(0.5, Ref(($close > 2), 1))",
+                      "delta": "Greater(Delta(($close > 2), 1), -0.5)",
+                      "first": "Less(Ref($close, 1), Ref(($close > 2), 0))"})
+    # Ref(close > 2, 1): [NaN, False, True, False]
+    assert same(col(out, "left"), [0.5, 0.0, 0.5, 0.0])
+    assert same(col(out, "right"), [NAN, 0.0, 0.5, 0.0])
+    assert same(col(out, "delta"), [-0.5, 1.0, -0.5, 1.0])  # (close > 2) - its shift: [NaN, 1, -1, 1]
+    assert same(col(out, "first"), [NAN, 0.0, 0.0, 0.0])

@@ -155,3 +155,119 @@ def test_rank_and_quantile_kernels_treat_infinities_as_missing(seed: int, window
         np.testing.assert_array_equal(got[k][real], want[k][real], err_msg=str(k))
     np.testing.assert_array_equal(kernels.rolling_rank_pct(with_inf, window, first)[real],
                                   kernels.rolling_rank_pct(with_nan, window, first)[real])
+
+
+@pytest.mark.parametrize("window", [0, 3, 4, 5, 20])
+@pytest.mark.parametrize("kind", ["skew", "kurt"])
+def test_skew_and_kurt_equal_pandas_rolling_bit_for_bit(window: int, kind: str) -> None:
+    """pandas 3's online central moments (anchor, recompute on cancellation), not merely close: near-flat windows
+    otherwise come out 0 against 1e-18, ±1e15 against inf. Blocks carry flat runs, a large offset, tiny noise
+    around it, NaN gaps and histories shorter than the window."""
+    import pandas as pd
+
+    rng = np.random.default_rng(window)
+    blocks = [rng.normal(size=3), np.round(rng.normal(size=200) * 3) + 5, 1e6 + rng.normal(size=150) * 1e-7,
+              (rng.standard_normal(300).cumsum() * 3 + 1e4).round(2)]
+    blocks[1][40:70] = 2.0
+    blocks[3][rng.random(300) < 0.1] = np.nan
+    blocks[3][100:130] = blocks[3][100]
+    pad = 25
+    x = np.concatenate([np.concatenate([np.full(pad, 77.0), b]) for b in blocks])  # pad slots: never read
+    first = np.concatenate([np.full(pad + b.size, pad + sum(pad + c.size for c in blocks[:k]), dtype=np.int64)
+                            for k, b in enumerate(blocks)])
+    got = kernels.rolling_central_moments(x, window, first, kind)
+    at = 0
+    for b in blocks:
+        s = pd.Series(b)
+        roll = s.rolling(window, min_periods=1) if window else s.expanding(min_periods=1)
+        np.testing.assert_array_equal(got[at + pad : at + pad + b.size], getattr(roll, kind)().to_numpy())
+        assert np.isnan(got[at : at + pad]).all()
+        at += pad + b.size
+
+
+def _apply_blocks(seed: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], int]:
+    """Blocks for the rolling-apply operators: volume-sized values that differ in the 8th digit, ties, NaN gaps,
+    a block shorter than the windows; pad slots hold garbage (never read)."""
+    rng = np.random.default_rng(seed)
+    blocks = [rng.normal(size=3), 1e7 + rng.normal(size=300) * 50, np.round(rng.normal(size=200) * 3)]
+    blocks[1][rng.random(300) < 0.1] = np.nan
+    blocks[2][:7] = np.nan
+    pad = 5
+    x = np.concatenate([np.concatenate([np.full(pad, 9.0), b]) for b in blocks])
+    first = np.concatenate([np.full(pad + b.size, pad + sum(pad + c.size for c in blocks[:k]), dtype=np.int64)
+                            for k, b in enumerate(blocks)])
+    return x, first, blocks, pad
+
+
+def _qlib_mad(x: np.ndarray) -> float:
+    x1 = x[~np.isnan(x)]
+    return np.mean(np.abs(x1 - x1.mean()))
+
+
+def _qlib_wma(x: np.ndarray) -> float:
+    w = np.arange(len(x)) + 1
+    w = w / w.sum()
+    return np.nanmean(w * x)
+
+
+def _qlib_ema0(x: np.ndarray) -> float:
+    a = 1 - 2 / (1 + len(x))
+    w = a ** np.arange(len(x))[::-1]
+    w /= w.sum()
+    return np.nansum(w * x)
+
+
+@pytest.mark.parametrize("window", [0, 1, 3, 20, 200])
+def test_mad_wma_and_expanding_ema_equal_qlibs_rolling_apply_bit_for_bit(window: int) -> None:
+    """Qlib computes Mad, WMA and EMA(x, 0) with numpy functions in ``rolling.apply``; the kernels repeat numpy's
+    pairwise summation, so a window of large, nearly equal values gives numpy's result, not a near miss."""
+    import pandas as pd
+
+    x, first, blocks, pad = _apply_blocks(window)
+    got = {"mad": kernels.rolling_mad(x, window, first), "wma": kernels.rolling_wma(x, window, first)}
+    if window == 0:
+        got["ema0"] = kernels.expanding_ema(x, first)
+    fns = {"mad": _qlib_mad, "wma": _qlib_wma, "ema0": _qlib_ema0}
+    at = 0
+    for b in blocks:
+        s = pd.Series(b)
+        roll = s.rolling(window, min_periods=1) if window else s.expanding(min_periods=1)
+        for name, col in got.items():
+            want = roll.apply(fns[name], raw=True).to_numpy()
+            np.testing.assert_array_equal(col[at + pad : at + pad + b.size], want, err_msg=name)
+        at += pad + b.size
+
+
+@pytest.mark.parametrize("window", [0, 2, 5, 20])
+def test_quantiles_of_float32_equal_pandas_bit_for_bit(window: int) -> None:
+    """pandas interpolates in float64 between float32 neighbours (8-digit volumes: a float32 difference is off by
+    one unit)."""
+    import pandas as pd
+
+    x, first, blocks, pad = _apply_blocks(10 + window)
+    x32 = x.astype(np.float32)
+    got = kernels.rolling_ranks_and_quantiles(x32, window, [0.2, 0.5, 0.8], False, first)
+    at = 0
+    for b in blocks:
+        s = pd.Series(b.astype(np.float32))
+        roll = s.rolling(window, min_periods=1) if window else s.expanding(min_periods=1)
+        for q in (0.2, 0.5, 0.8):
+            np.testing.assert_array_equal(got[q][at + pad : at + pad + b.size], roll.quantile(q).to_numpy())
+        at += pad + b.size
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 20, 0.3])
+def test_ewm_mean_equals_pandas_bit_for_bit(n: float) -> None:
+    """Qlib's ``EMA(x, N)`` is ``ewm(span=N)`` (``alpha=N`` below 1) per instrument; leading and inner NaN carry the
+    last value, a constant run stays exactly constant."""
+    import pandas as pd
+
+    x, first, blocks, pad = _apply_blocks(int(n * 10))
+    kw = {"alpha": n} if n < 1 else {"span": n}
+    got = kernels.ewm_mean(x, first, **kw)
+    at = 0
+    for b in blocks:
+        want = pd.Series(b).ewm(min_periods=1, **kw).mean().to_numpy()
+        np.testing.assert_array_equal(got[at + pad : at + pad + b.size], want)
+        assert np.isnan(got[at : at + pad]).all()
+        at += pad + b.size

@@ -1,6 +1,7 @@
-"""The Corr / Cov and regression window pass (``pair_windows.py``): its sums and row results against direct
-computation, and Qlib's flat-window mask (``flat_windows.py``) against pandas' own rolling std, on data built to sit
-on the line: constant runs, noise whose std straddles 2e-5, large magnitudes, NaN and inf, one-row blocks."""
+"""The Cov / Corr and regression window passes (``pair_windows.py``) against the tools Qlib runs, bit for bit:
+pandas' rolling cov / corr and Qlib's Cython rolling / expanding slope, residual and r^2, per instrument block; and
+Qlib's flat-window mask (``flat_windows.py``) against pandas' own rolling std, on data built to sit on the line:
+constant runs, noise whose std straddles 2e-5, large magnitudes, NaN and inf, one-row blocks."""
 
 from __future__ import annotations
 
@@ -8,76 +9,74 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from qlib.data._libs.expanding import expanding_resi, expanding_rsquare, expanding_slope
+from qlib.data._libs.rolling import rolling_resi, rolling_rsquare, rolling_slope
 
 from rdbridge.engine.flat_windows import FLAT_ATOL
 from rdbridge.engine.pair_windows import pair_window, regression_window
 from rdbridge.engine.runner import build_layout
 
 
-@pytest.mark.parametrize("window", [1, 3, 20])
-def test_pair_sums_equal_direct_sums(window: int) -> None:
-    rng = np.random.default_rng(window)
-    n = 3000
-    a = rng.normal(size=n) * 1e3 + 5e3
-    b = rng.normal(size=n)
-    a[rng.random(n) < 0.1] = np.nan
-    b[rng.random(n) < 0.1] = np.inf
-    sums = pair_window(a, b, window, keep_sums=True).sums
-    assert sums is not None and pair_window(a, b, window).sums is None
-    for i in range(n):
-        lo = max(0, i - window + 1)
-        wa, wb = a[lo : i + 1], b[lo : i + 1]
-        both = np.isfinite(wa) & np.isfinite(wb)
-        x, y = wa[both], wb[both]
-        want = [both.sum(), x.sum(), y.sum(), (x * y).sum(), (x * x).sum(), (y * y).sum()]
-        np.testing.assert_allclose(sums[:, i], want, rtol=1e-12, atol=1e-6)
+def _cases(seed: int, dtype: type) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of instrument series with what trips online co-moments: NaN and inf gaps, constant runs and a constant
+    input (pandas' exact 0 covariance), a large offset, an exact linear relation, blocks shorter than windows."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for length in (1, 2, 7, 150, 400):
+        x = (rng.standard_normal(length).cumsum() * 3 + 1e4 * rng.random()).round(2)
+        y = 0.5 * np.roll(x, 3) + rng.standard_normal(length)
+        x[rng.random(length) < 0.08] = np.nan
+        y[rng.random(length) < 0.05] = np.inf
+        if length > 100:
+            x[20:35] = x[20]
+            y[60:90] = 2.5
+            y[100:130] = 3.0 * x[100:130] - 7.0
+            x[140] = -np.inf
+        out.append((x.astype(dtype), y.astype(dtype)))
+    out.append((np.full(30, 1.25, dtype=dtype), np.arange(30, dtype=dtype)))
+    return out
 
 
-@pytest.mark.parametrize("window", [2, 5, 30])
-def test_the_correlation_is_pearson_of_the_window_pairs(window: int) -> None:
-    rng = np.random.default_rng(100 + window)
-    n = 2000
-    a = rng.normal(size=n) * 50 + 300
-    b = 0.3 * a + rng.normal(size=n)
-    a[rng.random(n) < 0.15] = np.nan
-    b[rng.random(n) < 0.05] = -np.inf
-    b[500:540] = 7.0  # a constant y: zero variance, no correlation
-    got = pair_window(a, b, window).results[0]
-    for i in range(n):
-        lo = max(0, i - window + 1)
-        wa, wb = a[lo : i + 1], b[lo : i + 1]
-        both = np.isfinite(wa) & np.isfinite(wb)
-        x, y = wa[both], wb[both]
-        if x.size < 2:
-            assert np.isnan(got[i]), i
-            continue
-        if np.ptp(x) == 0 or np.ptp(y) == 0:
-            continue  # rounding-level variances: the flat-window mask turns these into NaN (tested below)
-        assert got[i] == pytest.approx(np.corrcoef(x, y)[0, 1], rel=1e-7, abs=1e-9), i
+def _layout(blocks: list[np.ndarray], pad: int, dtype: type) -> tuple[np.ndarray, np.ndarray, list[slice]]:
+    inst = pl.Series([f"i{j}" for j, b in enumerate(blocks) for _ in range(b.size)])
+    layout = build_layout(inst, pad)
+    x = np.full(layout.n_padded, 123.0, dtype=dtype)  # pad slots hold garbage: never read
+    x[layout.positions] = np.concatenate(blocks)
+    spans, at = [], 0
+    for b in blocks:
+        start = int(layout.positions[at])
+        spans.append(slice(start, start + b.size))
+        at += b.size
+    return x, layout.first_real, spans
 
 
-@pytest.mark.parametrize("window", [3, 10, 30])
-def test_the_regression_is_least_squares_on_positions(window: int) -> None:
-    rng = np.random.default_rng(200 + window)
-    n = 1500
-    y = np.cumsum(rng.normal(size=n)) + 100
-    y[rng.random(n) < 0.15] = np.nan
-    k = np.arange(n, dtype=np.float64)
-    got = regression_window(y, k, window).results
-    for i in range(window, n):
-        wy = y[i - window + 1 : i + 1]
-        xs = np.arange(1, window + 1, dtype=np.float64)  # Qlib's x: the slot in the window, NaN slots skipped
-        ok = ~np.isnan(wy)
-        if ok.sum() < 3:
-            continue
-        slope, icept = np.polyfit(xs[ok], wy[ok], 1)
-        r2 = np.corrcoef(xs[ok], wy[ok])[0, 1] ** 2
-        assert got[0, i] == pytest.approx(slope, rel=1e-7, abs=1e-9), i
-        if np.isnan(y[i]):
-            assert np.isnan(got[1, i]), i
-        else:
-            assert got[1, i] == pytest.approx(y[i] - (slope * window + icept), rel=1e-6, abs=1e-7), i
-        assert got[2, i] == pytest.approx(r2, rel=1e-7, abs=1e-9), i
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window", [0, 1, 2, 3, 5, 20])
+def test_cov_and_corr_equal_pandas_rolling_bit_for_bit(window: int, dtype: type) -> None:
+    cases = _cases(window, dtype)
+    x, first_real, spans = _layout([c[0] for c in cases], 25, dtype)
+    y, _, _ = _layout([c[1] for c in cases], 25, dtype)
+    cov, corr = pair_window(x, y, window, first_real).results
+    for rows, (a, b) in zip(spans, cases):
+        sa, sb = pd.Series(a), pd.Series(b)
+        roll = sa.rolling(window, min_periods=1) if window else sa.expanding(min_periods=1)
+        np.testing.assert_array_equal(cov[rows], roll.cov(sb).to_numpy())
+        np.testing.assert_array_equal(corr[rows], roll.corr(sb).to_numpy())
+    assert np.isnan(cov[np.arange(x.size) < first_real]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window", [0, 1, 2, 3, 10, 30])
+def test_the_regression_equals_qlibs_cython_bit_for_bit(window: int, dtype: type) -> None:
+    cases = _cases(100 + window, dtype)
+    y, first_real, spans = _layout([c[0] for c in cases], 31, dtype)
+    got = regression_window(y, window, first_real).results
+    for rows, (a, _) in zip(spans, cases):
+        fns = (rolling_slope, rolling_resi, rolling_rsquare) if window else (expanding_slope, expanding_resi,
+                                                                                expanding_rsquare)
+        for r, fn in enumerate(fns):
+            want = fn(a, window) if window else fn(a)
+            np.testing.assert_array_equal(got[r, rows], want, err_msg=fn.__name__)
 
 
 # --- Qlib's flat-window mask --------------------------------------------------------------------------------------
@@ -132,8 +131,8 @@ def test_corr_is_nan_exactly_where_either_input_is_flat(window: int) -> None:
     y, _, _, _ = _padded([b[::-1].copy() for b in blocks], 40)
     flat = _qlib_flat(x, window, spans) | _qlib_flat(y, window, spans)
     assert window == 1 or flat.any()
-    plain = pair_window(x, y, window).results[0]
-    got = pair_window(x, y, window, first_real=first_real).results[0]
+    plain = pair_window(x, y, window, first_real).results[1]
+    got = pair_window(x, y, window, first_real, mask=True).results[1]
     np.testing.assert_array_equal(got, np.where(flat, np.nan, plain))
 
 
@@ -142,7 +141,7 @@ def test_rsquare_alone_is_masked_where_its_input_is_flat(window: int) -> None:
     x, k, first_real, spans = _padded(_blocks(np.random.default_rng(3)), 40)
     flat = _qlib_flat(x, window, spans)
     assert flat.any() and not flat[np.isfinite(x)].all()
-    plain = regression_window(x, k, window).results
-    got = regression_window(x, k, window, first_real=first_real).results
+    plain = regression_window(x, window, first_real).results
+    got = regression_window(x, window, first_real, mask=True).results
     np.testing.assert_array_equal(got[:2], plain[:2])  # slope and residual: no mask in Qlib
     np.testing.assert_array_equal(got[2], np.where(flat, np.nan, plain[2]))

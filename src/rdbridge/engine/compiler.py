@@ -17,7 +17,7 @@ import polars as pl
 from rdbridge.engine.ast import Call, Const, Field, Node, walk
 from rdbridge.engine.epilogue import NONE, NUMBER, OPERAND, PLUS, PLUS32, SPAN, Epilogue, Operand
 from rdbridge.engine.context import BOOL, CONST, F32, F64, CompileError, Ctx, Value
-from rdbridge.engine.ops import OPERATORS, Ref, Rolling
+from rdbridge.engine.ops import OPERATORS, Ref, Rolling, object_valued
 
 _COMMUTATIVE = {"Add", "Mul", "Greater", "Less", "Eq", "Ne", "And", "Or"}
 _MIRROR = {"Gt": "Lt", "Ge": "Le"}
@@ -33,12 +33,18 @@ def canonical(node: Node) -> Node:
             op = n.op
             if op in _MIRROR and str(args[0]) > str(args[1]):
                 op, args = _MIRROR[op], (args[1], args[0])
-            elif op in _COMMUTATIVE and str(args[0]) > str(args[1]):
+            elif op in _COMMUTATIVE and str(args[0]) > str(args[1]) and not _object_order(op, args):
                 args = (args[1], args[0])
             memo[n] = Call(op, args, n.params, n.column)
         else:
             memo[n] = n
     return memo[node]
+
+
+def _object_order(op: str, args: tuple[Node, ...]) -> bool:
+    """Greater/Less of a Qlib object column (``Ref`` of a condition) run numpy's object loop, ``a if a >= b else
+    b``: a NaN on the left gives b, on the right NaN, so the operands keep their order."""
+    return op in ("Greater", "Less") and any(object_valued(a) for a in args)
 
 
 def lookback(nodes: list[Node]) -> int:

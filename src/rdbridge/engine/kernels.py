@@ -1,12 +1,12 @@
-"""Window kernels for Rank, Quantile, IdxMax/IdxMin, the Corr/Cov and regression sums, and the rarer moments
-(Mean/Var/Std/Sum/Max/Min are in ``window_stats.py``).
+"""Window kernels for Rank, Quantile, IdxMax/IdxMin, plain window sums, and the rarer statistics (Skew, Kurt, Mad,
+WMA, EMA); Mean/Var/Std/Sum/Max/Min are in ``window_stats.py``, Cov/Corr and the regressions in ``pair_windows.py``.
 
 They run on the engine's padded layout (see ``runner.py``): one long column where every instrument's block starts
-with pad rows, ``first_real[i]`` is the index of the first real row of row ``i``'s block. Rank, Quantile,
-IdxMax/IdxMin and the window sums are single-pass numba loops (direct window compares, a sorted window buffer,
-van Herk / Gil-Werman segments, compensated running sums; no per-window sort) compiled once and cached, releasing
-the GIL so Polars runs several at once; the rarer moment kernels (Skew, Kurt, Mad, expanding EMA) are vectorised
-numpy loops over window offsets.
+with pad rows, ``first_real[i]`` is the index of the first real row of row ``i``'s block. All are single-pass numba
+loops (direct window compares, a sorted window buffer, van Herk / Gil-Werman segments, compensated running sums,
+online moments; no per-window sort) compiled once and cached, releasing the GIL so Polars runs several at once.
+The rarer statistics repeat the arithmetic of what Qlib runs for them (pandas' online skew/kurt and ewm, numpy's
+pairwise summation inside ``rolling.apply``), so their results are Qlib's bit for bit, not merely close.
 """
 
 from __future__ import annotations
@@ -15,19 +15,6 @@ import numba
 import numpy as np
 
 from rdbridge.engine import buffers
-
-
-def window_start(n_rows: int, window: int, first_real: np.ndarray) -> np.ndarray:
-    """First row of each row's window: ``window`` rows back (0 = expanding), never before the block's first real row."""
-    idx = np.arange(n_rows, dtype=np.int64)
-    if window <= 0:
-        return first_real.astype(np.int64, copy=True)
-    return np.maximum(idx - (window - 1), first_real)
-
-
-def _window_count(valid: np.ndarray, start: np.ndarray) -> np.ndarray:
-    cs = np.concatenate([[0], np.cumsum(valid, dtype=np.int64)])
-    return cs[np.arange(1, valid.size + 1)] - cs[start]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -269,11 +256,11 @@ def _sorted_window_pass(x: np.ndarray, window: int, first_real: np.ndarray, qs: 
             h = qs[t] * float(m - 1)
             j = int(np.floor(h))
             frac = h - j
-            vlo = float(buf[j])
+            vlo = np.float64(buf[j])  # numba: float() of a float32 stays float32
             if frac == 0:
                 out[t, i] = vlo
             else:
-                out[t, i] = vlo + (float(buf[min(j + 1, m - 1)]) - vlo) * frac
+                out[t, i] = vlo + (np.float64(buf[min(j + 1, m - 1)]) - vlo) * frac
 
 
 @numba.njit(cache=True, nogil=True)
@@ -320,106 +307,293 @@ def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _pairwise_sum(a: np.ndarray) -> float:
+    """``np.add.reduce`` of a float64 vector, the same additions in the same order: numpy's pairwise summation
+    (below 8 values a plain loop from -0.0; up to 128, eight interleaved partial sums; beyond, halves at a multiple
+    of 8)."""
+    n = a.size
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3, r4, r5, r6, r7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            r0 += a[i]
+            r1 += a[i + 1]
+            r2 += a[i + 2]
+            r3 += a[i + 3]
+            r4 += a[i + 4]
+            r5 += a[i + 5]
+            r6 += a[i + 6]
+            r7 += a[i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a[:n2]) + _pairwise_sum(a[n2:])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _mad(x: np.ndarray, window: int, first_real: np.ndarray, out: np.ndarray, vals: np.ndarray,
+         devs: np.ndarray) -> None:
+    for i in range(x.size):
+        s = _start_of(i, window, first_real)
+        k = 0
+        for j in range(s, i + 1):
+            v = x[j]
+            if np.isfinite(v):
+                vals[k] = v
+                k += 1
+        if k == 0:
+            out[i] = np.nan
+            continue
+        m = _pairwise_sum(vals[:k]) / k
+        for t in range(k):
+            devs[t] = abs(vals[t] - m)
+        out[i] = _pairwise_sum(devs[:k]) / k
+
+
 def rolling_mad(x: np.ndarray, window: int, first_real: np.ndarray) -> np.ndarray:
-    """Mean absolute deviation around the window mean, over the non-NaN values (NaN when there are none)."""
-    n = x.size
-    start = window_start(n, window, first_real)
-    valid = ~np.isnan(x)
-    xz = np.where(valid, x, 0.0)
-    cs = np.concatenate([[0.0], np.cumsum(xz)])
-    idx = np.arange(n, dtype=np.int64)
-    cnt = _window_count(valid, start)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (cs[idx + 1] - cs[start]) / cnt
-    acc = np.zeros(n)
-    max_off = int((idx - start).max()) + 1 if n else 0
-    for j in range(max_off):
-        src = idx - j
-        ok = (src >= start) & valid[np.maximum(src, 0)]
-        dev = np.abs(x[np.maximum(src, 0)] - mean)
-        acc += np.where(ok, dev, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = acc / cnt
-    out[cnt == 0] = np.nan
+    """Qlib's ``Mad``: per window (``rolling(N, min_periods=1).apply(raw=True)``, ±inf as NaN), the finite values'
+    ``np.mean(np.abs(v - v.mean()))`` with numpy's own summation order, so a window of large, nearly equal values
+    (volumes) keeps numpy's exact result instead of a difference of running sums (off by 1e-4 relative there)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = buffers.empty(x.size, dtype=np.float64)
+    size = max(min(x.size, window) if window > 0 else x.size, 1)
+    _mad(x, int(window), first_real, out, np.empty(size), np.empty(size))
     return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _wma(x: np.ndarray, window: int, first_real: np.ndarray, out: np.ndarray, terms: np.ndarray) -> None:
+    for i in range(x.size):
+        s = _start_of(i, window, first_real)
+        length = i + 1 - s
+        total = length * (length + 1) // 2
+        cnt = 0
+        for j in range(length):
+            v = x[s + j]
+            if np.isnan(v):
+                terms[j] = 0.0
+            else:
+                terms[j] = (j + 1) / total * v
+                cnt += 1
+        out[i] = _pairwise_sum(terms[:length]) / cnt if cnt else np.nan
+
+
+def rolling_wma(x: np.ndarray, window: int, first_real: np.ndarray) -> np.ndarray:
+    """Qlib's ``WMA``: per window of L rows (``rolling(N, min_periods=1).apply(raw=True)``, ±inf as NaN), weights
+    (1..L) / (L (L + 1) / 2), then ``np.nanmean`` of weight times value: numpy's summation order, NaN terms as 0,
+    divided by the count of finite values; ``window == 0`` is expanding."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = buffers.empty(x.size, dtype=np.float64)
+    _wma(x, int(window), first_real, out, np.empty(max(min(x.size, window) if window > 0 else x.size, 1)))
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _weighted_rows(x: np.ndarray, rows: np.ndarray, w: np.ndarray, out: np.ndarray, terms: np.ndarray) -> None:
+    """``np.nansum(w * x[r - L + 1 : r + 1])`` for each row r of ``rows`` (L = ``w.size``), NaN where the window
+    holds no finite value."""
+    n = w.size
+    for r in rows:
+        cnt = 0
+        for j in range(n):
+            v = w[j] * x[r - n + 1 + j]
+            if np.isnan(v):
+                v = 0.0
+            else:
+                cnt += 1
+            terms[j] = v
+        out[r] = _pairwise_sum(terms[:n]) if cnt else np.nan
 
 
 def expanding_ema(x: np.ndarray, first_real: np.ndarray) -> np.ndarray:
     """Qlib's ``EMA(x, 0)``: over each expanding window of length L, weights ``a**age`` with ``a = 1 - 2/(1+L)``
-    normalised over all L positions (NaN ones too), then the NaN-skipping sum."""
+    normalised over all L positions (NaN ones too), then the NaN-skipping sum. The weights come from the very numpy
+    expression Qlib runs (its vectorised ``power`` differs from libm's ``pow`` in the last bit), once per length for
+    all instruments; the sums repeat numpy's summation order."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
     n = x.size
-    idx = np.arange(n, dtype=np.int64)
-    start = first_real.astype(np.int64)
-    length = (idx - start + 1).astype(np.float64)
-    with np.errstate(divide="ignore"):  # pad rows (length <= 0) are never read
-        a = 1.0 - 2.0 / (1.0 + length)
-    valid = ~np.isnan(x)
-    num = np.zeros(n)
-    den = np.zeros(n)
-    max_off = int((idx - start).max()) + 1 if n else 0
-    for j in range(max_off):
-        src = idx - j
-        inside = src >= start
-        w = np.where(inside, a**j, 0.0)
-        den += w
-        ok = inside & valid[np.maximum(src, 0)]
-        num += np.where(ok, w * x[np.maximum(src, 0)], 0.0)
-    out = num / np.where(den == 0, np.nan, den)
-    out[_window_count(valid, start) == 0] = np.nan
+    out = np.full(n, np.nan)
+    pos = np.arange(n, dtype=np.int64) - first_real  # 0-based position in the block; pads negative
+    if n == 0 or pos.max() < 0:
+        return out
+    order = np.argsort(pos, kind="stable")
+    bounds = np.searchsorted(pos[order], np.arange(pos.max() + 2))
+    terms = np.empty(int(pos.max()) + 1)
+    x = np.where(np.isinf(x), np.nan, x)  # pandas' rolling input: inf as NaN
+    for length in range(1, int(pos.max()) + 2):
+        rows = order[bounds[length - 1] : bounds[length]]
+        a = 1 - 2 / (1 + length)
+        w = a ** np.arange(length)[::-1]
+        w /= w.sum()
+        _weighted_rows(x, rows, w, out, terms)
     return out
 
 
-def _offset_loop(x: np.ndarray, window: int, first_real: np.ndarray):  # noqa: ANN202 - internal generator
-    """Yield, for j = 0, 1, ... the window's j-th newest value per row and whether it is a valid member."""
-    n = x.size
-    start = window_start(n, window, first_real)
-    idx = np.arange(n, dtype=np.int64)
-    max_off = int((idx - start).max()) + 1 if n else 0
-    valid = ~np.isnan(x)
-    for j in range(max_off):
-        src = np.maximum(idx - j, 0)
-        ok = (idx - j >= start) & valid[src]
-        yield x[src], ok
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _ewm(x: np.ndarray, first_real: np.ndarray, com: float, out: np.ndarray) -> None:
+    alpha = 1.0 / (1.0 + com)
+    old_wt_factor = 1.0 - alpha
+    block = -1
+    weighted = old_wt = 0.0
+    nobs = 0
+    for i in range(x.size):
+        f = first_real[i]
+        if i < f:  # a pad row
+            out[i] = np.nan
+            continue
+        cur = x[i]
+        obs = not np.isnan(cur)
+        if f != block:  # an instrument's first row
+            block = f
+            weighted = cur
+            nobs = 1 if obs else 0
+            old_wt = 1.0
+        else:
+            nobs += obs
+            if not np.isnan(weighted):
+                old_wt *= old_wt_factor
+                if obs:
+                    if weighted != cur:  # pandas: no rounding on a constant series
+                        weighted = old_wt * weighted + cur
+                        weighted /= old_wt + 1.0
+                    old_wt += 1.0
+            elif obs:
+                weighted = cur
+        out[i] = weighted if nobs >= 1 else np.nan
+
+
+def ewm_mean(x: np.ndarray, first_real: np.ndarray, span: float | None = None, alpha: float | None = None
+             ) -> np.ndarray:
+    """Qlib's ``EMA(x, N)``: pandas' ``ewm(span=N)`` (or ``alpha=N``), ``adjust=True``, ``min_periods=1``, NaN
+    carried, per block; pandas' online update, bit for bit (float64 ``x``, NaN = missing)."""
+    com = (span - 1) / 2.0 if span is not None else (1 - alpha) / alpha
+    out = buffers.empty(x.size, dtype=np.float64)
+    _ewm(np.ascontiguousarray(x, dtype=np.float64), first_real, float(com), out)
+    return out
+
+
+_EPS = np.finfo(np.float64).eps
+PEAK_DEV_LIMIT = _EPS / (_EPS * 1e3)
+"""pandas 3's skew/kurt recompute a window once the second moment falls below this times the square of the largest
+deviation it absorbed (its own round-off, ``eps * dev**2``, is then over 1e-3 of it)."""
+ANCHOR_DRIFT_LIMIT = 1.0 / 16.0
+"""... or once the window's mean sits more than 4 standard deviations from the value it is anchored to."""
+MAX_ORIGIN = np.sqrt(np.finfo(np.float64).max)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _moments_suspect(mean: float, m2: float, m3: float, m4: float, peak: float) -> bool:
+    """pandas' ``moment_cancellation_suspected``."""
+    if np.isnan(m2) or np.isnan(m3) or np.isnan(m4):
+        return True
+    if mean * mean * ANCHOR_DRIFT_LIMIT > m2:
+        return True
+    return peak * peak * PEAK_DEV_LIMIT > m2
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _moments_add(val: float, nobs: int, mean: float, origin: float, m2: float, m3: float, m4: float, peak: float,
+                 kurt: bool) -> tuple[int, float, float, float, float, float, float, bool]:
+    """pandas' ``add_skew`` / ``add_kurt`` (``moments_add_value`` on the value minus the window's anchor)."""
+    if nobs == 0:
+        origin = val if abs(val) < MAX_ORIGIN else 0.0
+    shifted = val - origin
+    delta = shifted - mean
+    nobs += 1
+    n = float(nobs)
+    delta_n = delta / n
+    term1 = delta * delta_n * (n - 1.0)
+    if kurt:
+        m4 += delta_n * (-4.0 * m3 + delta_n * (6.0 * m2 + term1 * (n * n - 3.0 * n + 3.0)))
+    m3 += delta_n * (term1 * (n - 2.0) - 3.0 * m2)
+    m2 += term1
+    mean += delta_n
+    peak = max(peak, abs(shifted - mean))
+    return nobs, mean, origin, m2, m3, m4, peak, _moments_suspect(mean, m2, m3, m4, peak)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _skew_kurt(x: np.ndarray, window: int, first_real: np.ndarray, kurt: bool, out: np.ndarray) -> None:
+    """pandas 3's ``roll_skew`` / ``roll_kurt`` (``min_periods=1``) per block: central moments of the values minus
+    the window's anchor, updated online, the window recomputed when an update looks like cancellation."""
+    minp = 4 if kurt else 3
+    block = -1
+    nobs = 0
+    mean = origin = m2 = m3 = m4 = peak = 0.0
+    bad = False
+    for i in range(x.size):
+        f = first_real[i]
+        if i < f:  # a pad row
+            out[i] = np.nan
+            continue
+        if f != block:  # a new instrument: empty state
+            block = f
+            nobs = 0
+            mean = origin = m2 = m3 = m4 = peak = 0.0
+            bad = False
+        elif window > 0 and i - window >= f:  # x[i - window] leaves
+            val = x[np.uint64(i - window)]
+            if not np.isnan(val):
+                nobs -= 1
+                if nobs == 0:
+                    mean = origin = m2 = m3 = m4 = peak = 0.0
+                    bad = False
+                else:
+                    shifted = val - origin
+                    n = float(nobs)
+                    delta = shifted - mean
+                    delta_n = delta / n
+                    term1 = delta_n * delta * (n + 1.0)
+                    if kurt:
+                        m4 += delta_n * (4.0 * m3 + delta_n * (6.0 * m2 - term1 * (n * n + 3.0 * n + 3.0)))
+                    m3 -= delta_n * (term1 * (n + 2.0) - 3.0 * m2)
+                    m2 -= term1
+                    mean -= delta_n
+                    peak = max(peak, abs(shifted - mean))
+                    bad = bad or _moments_suspect(mean, m2, m3, m4 if kurt else 0.0, peak)
+        val = x[i]
+        if not np.isnan(val):
+            nobs, mean, origin, m2, m3, m4, peak, worse = _moments_add(val, nobs, mean, origin, m2, m3, m4, peak,
+                                                                       kurt)
+            bad = bad or worse
+        if bad:  # pandas' recompute of the whole window
+            nobs = 0
+            mean = origin = m2 = m3 = m4 = peak = 0.0
+            for j in range(max(f, i - window + 1) if window > 0 else f, i + 1):
+                u = x[j]
+                if not np.isnan(u):
+                    nobs, mean, origin, m2, m3, m4, peak, worse = _moments_add(u, nobs, mean, origin, m2, m3, m4,
+                                                                               peak, kurt)
+            bad = False
+        if nobs < minp:
+            out[i] = np.nan
+        elif kurt:
+            dn = float(nobs)
+            inner = dn * (dn + 1.0) * (m4 / (m2 * m2)) - 3.0 * (dn - 1.0)
+            out[i] = (dn - 1.0) / ((dn - 2.0) * (dn - 3.0)) * inner
+        else:
+            dn = float(nobs)
+            out[i] = m3 / (m2 * np.sqrt(m2)) * ((dn * np.sqrt(dn - 1.0)) / (dn - 2.0))
 
 
 def rolling_central_moments(x: np.ndarray, window: int, first_real: np.ndarray, kind: str) -> np.ndarray:
-    """pandas' bias-corrected rolling skew (``kind="skew"``) or kurtosis (``"kurt"``) from central moments.
-
-    Deviations from the window mean are summed explicitly (one pass per window offset), so nearly constant windows
-    keep their precision; raw power sums would cancel catastrophically at price levels.
-    """
-    n = x.size
-    start = window_start(n, window, first_real)
-    valid = ~np.isnan(x)
-    cnt = _window_count(valid, start).astype(np.float64)
-    cs = np.concatenate([[0.0], np.cumsum(np.where(valid, x, 0.0))])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (cs[np.arange(1, n + 1)] - cs[start]) / cnt
-    m2, m3, m4 = np.zeros(n), np.zeros(n), np.zeros(n)
-    lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
-    for val, ok in _offset_loop(x, window, first_real):
-        d = np.where(ok, val - mean, 0.0)
-        d2 = d * d
-        m2 += d2
-        m3 += d2 * d
-        if kind == "kurt":
-            m4 += d2 * d2
-        lo = np.where(ok, np.minimum(lo, val), lo)
-        hi = np.where(ok, np.maximum(hi, val), hi)
-    flat = lo == hi
-    with np.errstate(invalid="ignore", divide="ignore"):
-        b = m2 / cnt
-        c = m3 / cnt
-        if kind == "skew":
-            val = (np.sqrt(cnt * (cnt - 1.0)) * c) / ((cnt - 2.0) * b * np.sqrt(b))
-            out = np.where(flat | (b <= 1e-14), np.nan, val)  # pandas 3: NaN for a constant window
-            out[cnt < 3] = np.nan
-        else:
-            d4 = m4 / cnt
-            k = (cnt * cnt - 1.0) * d4 / (b * b) - 3.0 * (cnt - 1.0) ** 2
-            val = k / ((cnt - 2.0) * (cnt - 3.0))
-            out = np.where(flat | (b <= 1e-14), np.nan, val)
-            out[cnt < 4] = np.nan
+    """pandas 3's bias-corrected rolling skew (``kind="skew"``) or excess kurtosis (``"kurt"``) of ``x`` (float64,
+    NaN = missing; pandas turns ±inf into NaN first) per block, bit for bit; ``window == 0`` is expanding. NaN under
+    3 / 4 values and where the window's values are all equal (0 / 0)."""
+    out = buffers.empty(x.size, dtype=np.float64)
+    _skew_kurt(np.ascontiguousarray(x, dtype=np.float64), int(window), first_real, kind == "kurt", out)
     return out
 
 

@@ -153,6 +153,22 @@ class Power(_Arith):
         t = promote(ins[0], ins[1])
         return F64 if t == BOOL else t
 
+    def compile(self, ctx: Ctx, ins: list[Value], params: tuple[int | float, ...]) -> pl.Expr:
+        t = self.dtype(ins)
+        if ins[1].expr is not None or ins[0].expr is None:
+            return super().compile(ctx, ins, params)
+        # Polars raises to a small integer power by repeated products (float32 x**3: an ulp off numpy's powf in a
+        # third of the values; then Var/Kurt of a near-flat window of them are 1e-5 off); numpy raises, as Qlib
+        x, c = num(ins[0], t), ins[1].const
+        np_t = np.float32 if t == F32 else np.float64
+        raised = x.map_batches(lambda s: _np_power(s, c, np_t), return_dtype=PL_DTYPE[t])
+        return pl.when(x.is_null()).then(None).otherwise(raised)
+
+
+def _np_power(s: pl.Series, c: int | float, np_t: type) -> pl.Series:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return pl.Series(s.name, np.power(filled(s).astype(np_t, copy=False), c), dtype=s.dtype)
+
 
 class _Extreme(_Arith):
     """np.maximum / np.minimum: NaN wins."""
@@ -270,9 +286,17 @@ def object_valued(node: object) -> bool:
     if not isinstance(node, Call):
         return False
     if node.op == "Ref":
+        if node.params and node.params[0] == 0:  # Qlib: a Series of the first value, a scalar: never object
+            return False
         return shifted_condition(node) or object_valued(node.args[0])
     if node.op in ("Abs", "Add", "Sub", "Mul", "Div", "Power", "Greater", "Less"):
         return any(object_valued(a) for a in node.args)
+    if node.op == "Delta":  # a condition (or object column) minus its shifted copy: an object column
+        arg = node.args[0]
+        return bool(node.params and node.params[0] != 0) and (
+            (isinstance(arg, Call) and arg.op in LOGIC_OPS) or object_valued(arg))
+    if node.op == "If":  # np.where with an object branch is an object array
+        return any(object_valued(a) for a in node.args[1:])
     return False
 
 
@@ -479,11 +503,6 @@ def prep(ctx: Ctx, v: Value) -> pl.Expr:
     return ctx.shared(("prep", v.key), lambda: rolling_input(v))
 
 
-def count(ctx: Ctx, v: Value, n: int) -> pl.Expr:
-    """Non-missing values of the prepared input in each window."""
-    return ctx.shared(("count", v.key, n), lambda: ctx.roll_sum(prep(ctx, v).is_not_null().cast(pl.Float64), n))
-
-
 def kernel_input(v: Value) -> pl.Expr:
     """``v`` as a window kernel reads it: float32 and float64 columns as they are (the kernels widen float32 values
     to float64 as they read them, exactly, so a float64 copy would only cost a pass and 8 bytes a row), booleans as
@@ -492,47 +511,36 @@ def kernel_input(v: Value) -> pl.Expr:
     return v.expr if v.dtype in (F32, F64) else v.expr.cast(pl.Float32)
 
 
-def wsum(ctx: Ctx, v: Value, n: int, what: str, build: Callable[[], pl.Expr]) -> pl.Expr:
-    """A shared window sum of a per-row quantity ``what`` derived from ``v``."""
-    col = ctx.shared(("row", what, v.key), build)
-    return ctx.shared(("wsum", what, v.key, n), lambda: ctx.roll_sum(col, n))
-
-
-def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr) -> dict[str, pl.Expr]:
-    """What a fixed-window Corr/Cov pair (``kind="pair"``) or regression (``"reg"``: y=a, k=b) reads, from one
-    kernel pass over the two inputs (``pair_windows``; nulls, the pads, count as missing): the correlation, or
-    slope, residual and r^2; the six window sums only when Cov reads them (``sums``). When Corr or Rsquare reads
-    its result (``masked``), Qlib's flat windows are already NaN there."""
-    names = PAIR_SUMS if kind == "pair" else ()
-    results = ("corr",) if kind == "pair" else REG_RESULTS
-    fields = names + results
+def wsums(ctx: Ctx, kind: str, key: object, n: int, a: pl.Expr, b: pl.Expr | None = None) -> dict[str, pl.Expr]:
+    """The results of one window kernel pass (``pair_windows``; nulls, the pads, count as missing): for a Cov/Corr
+    pair (``kind="pair"``) the covariance and correlation with pandas' arithmetic, for a regression (``"reg"``, y=a)
+    Qlib's slope, residual and r^2. When Corr or Rsquare reads its result (``masked``), Qlib's flat windows are
+    already NaN there; the covariance is computed only when Cov reads it (``cov``). ``n == 0`` is expanding."""
+    results = PAIR_RESULTS if kind == "pair" else REG_RESULTS
     ckey = ("wsums", kind, key, n)
-    state = ctx.kernel_cache.setdefault(ckey, {"masked": False, "sums": False})
+    state = ctx.kernel_cache.setdefault(ckey, {"masked": False, "cov": False})
     first_real = ctx.first_real
 
     def run(s: pl.Series) -> pl.Series:
-        xa, xb = filled(s.struct.field("a")), filled(s.struct.field("b"))
-        mask_at = first_real if state["masked"] else None
         if kind == "pair":
-            got = pair_window(xa, xb, n, keep_sums=state["sums"], first_real=mask_at)
+            got = pair_window(filled(s.struct.field("a")), filled(s.struct.field("b")), n, first_real,
+                              mask=state["masked"], cov=state["cov"])
         else:
-            got = regression_window(xa, xb, n, first_real=mask_at)
+            got = regression_window(filled(s), n, first_real, mask=state["masked"])
         cols = dict(zip(results, got.results))
-        if got.sums is not None:
-            cols.update(zip(names, got.sums))
         ctx.emit(ckey, cols)
-        return ctx.result_struct(ckey, cols, fields, s.name, kept=names)  # Cov reads the sums in its expressions
+        return ctx.result_struct(ckey, cols, results, s.name)
 
     def build() -> pl.Expr:
-        rows = pl.struct([a.alias("a"), b.alias("b")])
-        return rows.map_batches(run, return_dtype=pl.Struct({w: pl.Float64 for w in fields}))
+        src = pl.struct([a.alias("a"), b.alias("b")]) if b is not None else a
+        return src.map_batches(run, return_dtype=pl.Struct({w: pl.Float64 for w in results}))
 
     col = ctx.shared(ckey, build)
-    return {w: col.struct.field(w) for w in fields}
+    return {w: col.struct.field(w) for w in results}
 
 
-PAIR_SUMS = ("both", "xz", "yz", "xy", "xx", "yy")
-REG_RESULTS = ("slope", "resi", "r2")  # fixed windows: from the window sums, in the same kernel call
+PAIR_RESULTS = ("cov", "corr")
+REG_RESULTS = ("slope", "resi", "r2")
 
 
 MOMENT_STATS = ("mean", "var", "std", "sum", "max", "min")
@@ -734,19 +742,18 @@ class Kurt(_Moment):
 
 
 class WMA(Rolling):
-    """Qlib's WMA: weights 1..L over the window's L rows (L shorter at the start), NaN-skipping mean of w*x."""
+    """Qlib's WMA: weights 1..L over the window's L rows (L shorter at the start), NaN-skipping mean of w*x, with
+    numpy's arithmetic (``kernels.rolling_wma``)."""
 
     name = "WMA"
+    kernel_column = True
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        v = ins[0]
-        cnt = count(ctx, v, n)
-        avail = ctx.k - (ctx.pad_rows - 1)
-        length = avail if n == 0 else pl.min_horizontal(avail, pl.lit(float(n)))
-        sx = wsum(ctx, v, n, "x", lambda: prep(ctx, v).fill_null(0.0))
-        skx = wsum(ctx, v, n, "kx", lambda: prep(ctx, v).fill_null(0.0) * ctx.k)
-        sjx = skx - (ctx.k - length) * sx  # positions j = 1..L inside the window
-        return pl.when(cnt > 0).then(sjx / (length * (length + 1) / 2) / cnt)
+        first_real = ctx.first_real
+        return prep(ctx, ins[0]).map_batches(
+            lambda s: ctx.kernel_series(kernels.rolling_wma(filled(s), n, first_real)),
+            return_dtype=pl.Float64,
+        )
 
 
 class EMA(Rolling):
@@ -775,8 +782,9 @@ class EMA(Rolling):
             )
             return ctx.finish(out)
         kw = {"alpha": float(n)} if 0 < n < 1 else {"span": float(n)}
-        ewm = xp.ewm_mean(adjust=True, min_samples=1, ignore_nulls=False, **kw)
-        return ctx.finish(ewm.forward_fill().over(ctx.group))
+        first_real = ctx.first_real
+        return xp.map_batches(lambda s: ctx.kernel_series(kernels.ewm_mean(filled(s), first_real, **kw)),
+                              return_dtype=pl.Float64)
 
 
 class Mad(Rolling):
@@ -816,143 +824,70 @@ class IdxMin(IdxMax):
 
 
 class _Regression(Rolling):
-    """Qlib's Cython rolling regression on x = 1..N (expanding: 1..size), from exact window sums.
+    """Qlib's Cython rolling regression on x = 1..N (expanding: 1..size): slope, residual and r^2 from one kernel
+    pass that repeats Qlib's running sums (``pair_windows.regression_window``)."""
 
-    With k the row index inside the block and c = t - N, a window member at row k sits at x = k - c, so the sums
-    Qlib keeps online are sums of k, k^2, y, k*y over the window, shifted by c; for float32 inputs they are exact.
-    """
-
-    def clean(self, n: int) -> bool:
-        # fixed windows: the window-sums kernel's columns (Rsquare's flat windows already NaN); the expanding form
-        # is Polars arithmetic and gets finished
-        return n > 0
-
-    def sums(self, ctx: Ctx, ins: list[Value], n: int) -> dict[str, pl.Expr]:
-        """The expanding form (``n == 0``) as Polars sums; fixed windows take the kernel's results (``_fixed``)."""
-        v = ins[0]
-        y = v.expr.cast(pl.Float64)
-        ind_b = lambda: (y.is_not_null() & ~y.is_nan()).cast(pl.Float64)  # noqa: E731
-        yz_b = lambda: pl.when(y.is_not_null() & ~y.is_nan()).then(y).otherwise(0.0)  # noqa: E731
-        k = ctx.k
-        sums = {
-            "ind": wsum(ctx, v, n, "ind", ind_b),
-            "ik": wsum(ctx, v, n, "ik", lambda: ind_b() * k),
-            "ik2": wsum(ctx, v, n, "ik2", lambda: ind_b() * k * k),
-            "yz": wsum(ctx, v, n, "yz", yz_b),
-            "kyz": wsum(ctx, v, n, "kyz", lambda: yz_b() * k),
-        }
-        if self.name == "Rsquare":
-            sums["yz2"] = wsum(ctx, v, n, "yz2", lambda: yz_b() * yz_b())
-        cnt, sk, sk2, sy, sky = sums["ind"], sums["ik"], sums["ik2"], sums["yz"], sums["kyz"]
-        c = (k - float(n)) if n > 0 else pl.lit(float(ctx.pad_rows - 1))
-        key = (v.key, n)
-        x = ctx.shared(("reg_x", key), lambda: sk - c * cnt)
-        x2 = ctx.shared(("reg_x2", key), lambda: sk2 - 2.0 * c * sk + c * c * cnt)
-        xy = ctx.shared(("reg_xy", key), lambda: sky - c * sy)
-        slope = ctx.shared(("reg_slope", key), lambda: (cnt * xy - x * sy) / (cnt * x2 - x * x))
-        return {
-            "n": cnt,
-            "x": x,
-            "x2": x2,
-            "y": sy,
-            "xy": xy,
-            "slope": slope,
-            "sy2": sums.get("yz2"),
-            "xcur": k - c,
-            "raw": y,
-        }
+    kernel_column = True
 
 
 def _fixed(ctx: Ctx, ins: list[Value], n: int, what: str) -> pl.Expr:
-    """A fixed-window regression result the window sums' kernel computed in the same call."""
-    y = kernel_input(ins[0])
-    return ctx.raw_field(("wsums", "reg", ins[0].key, n), what, wsums(ctx, "reg", ins[0].key, n, y, ctx.k)[what])
+    """A regression result (``slope``, ``resi`` or ``r2``) the kernel computed in the same call as the others."""
+    got = wsums(ctx, "reg", ins[0].key, n, kernel_input(ins[0]))
+    return ctx.raw_field(("wsums", "reg", ins[0].key, n), what, got[what])
 
 
 class Slope(_Regression):
     name = "Slope"
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        if n > 0:
-            return _fixed(ctx, ins, n, "slope")
-        return self.sums(ctx, ins, n)["slope"]
+        return _fixed(ctx, ins, n, "slope")
 
 
 class Resi(_Regression):
     name = "Resi"
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        if n > 0:
-            return _fixed(ctx, ins, n, "resi")
-        s = self.sums(ctx, ins, n)
-        slope = s["slope"]
-        interp = s["y"] / s["n"] - slope * (s["x"] / s["n"])
-        return s["raw"] - (slope * s["xcur"] + interp)
+        return _fixed(ctx, ins, n, "resi")
 
 
 class Rsquare(_Regression):
     name = "Rsquare"
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        if n > 0:  # the kernel NaNs Qlib's flat windows (std <= 2e-5) itself
-            r2 = _fixed(ctx, ins, n, "r2")
+        r2 = _fixed(ctx, ins, n, "r2")
+        if n > 0:  # the kernel NaNs Qlib's flat windows (std <= 2e-5); Qlib's expanding Rsquare has no mask
             ctx.kernel_cache[("wsums", "reg", ins[0].key, n)]["masked"] = True
-            return r2
-        s = self.sums(ctx, ins, n)
-        num_ = s["n"] * s["xy"] - s["x"] * s["y"]
-        den = ((s["n"] * s["x2"] - s["x"] * s["x"]) * (s["n"] * s["sy2"] - s["y"] * s["y"])).sqrt()
-        r = num_ / den
-        return r * r  # expanding: Qlib's Rsquare(x, 0) has no flat-window mask
+        return r2
 
 
 # pair rolling -----------------------------------------------------------------------------------------------------------
 
 
 class _PairRolling(Rolling):
-    n_args = 2
+    """Cov / Corr: pandas' rolling covariance and correlation from one kernel pass per pair and window."""
 
-    def pair(self, ctx: Ctx, ins: list[Value], n: int) -> dict[str, pl.Expr]:
+    n_args = 2
+    kernel_column = True  # NaN on real rows without a result, null on pads
+
+    def pair(self, ctx: Ctx, ins: list[Value], n: int, what: str) -> pl.Expr:
         if ins[0].expr is None or ins[1].expr is None:
             raise CompileError(f"{self.name} needs two expressions, not a number")
-        a, b = ins
-        key = (a.key, b.key)
-        x, y = a.expr.cast(pl.Float64), b.expr.cast(pl.Float64)
-        both = lambda: x.is_finite() & y.is_finite()  # noqa: E731 - pandas: x + 0*y, inf as NaN
-        xz = lambda: pl.when(both()).then(x).otherwise(0.0)  # noqa: E731
-        yz = lambda: pl.when(both()).then(y).otherwise(0.0)  # noqa: E731
-        if n == 0:
-            pv = Value(None, F64, None, key)
-            sums = {
-                "both": wsum(ctx, pv, n, "both", lambda: both().cast(pl.Float64)),
-                "xz": wsum(ctx, pv, n, "xz", xz),
-                "yz": wsum(ctx, pv, n, "yz", yz),
-                "xy": wsum(ctx, pv, n, "xy", lambda: xz() * yz()),
-                "xx": wsum(ctx, pv, n, "xx", lambda: xz() * xz()),
-                "yy": wsum(ctx, pv, n, "yy", lambda: yz() * yz()),
-            }
-        else:
-            sums = wsums(ctx, "pair", key, n, kernel_input(a), kernel_input(b))
-        cnt, sx, sy = sums["both"], sums["xz"], sums["yz"]
-        mx, my = sx / cnt, sy / cnt
-        cov_b = sums["xy"] / cnt - mx * my
-        vx = sums["xx"] / cnt - mx * mx
-        vy = sums["yy"] / cnt - my * my
-        return {"n": cnt, "cov_b": cov_b, "vx": vx, "vy": vy, "corr": sums.get("corr")}
+        key = ("wsums", "pair", (ins[0].key, ins[1].key), n)
+        got = wsums(ctx, "pair", key[2], n, kernel_input(ins[0]), kernel_input(ins[1]))
+        return ctx.raw_field(key, what, got[what])
 
 
 class Cov(_PairRolling):
     name = "Cov"
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        p = self.pair(ctx, ins, n)
-        if n > 0:  # reads the window sums themselves
-            ctx.kernel_cache[("wsums", "pair", (ins[0].key, ins[1].key), n)]["sums"] = True
-        return pl.when(p["n"] >= 2).then(p["cov_b"] * p["n"] / (p["n"] - 1.0))
+        got = self.pair(ctx, ins, n, "cov")
+        ctx.kernel_cache[("wsums", "pair", (ins[0].key, ins[1].key), n)]["cov"] = True
+        return got
 
 
 class Corr(_PairRolling):
     name = "Corr"
-    kernel_column = True  # n >= 1: the kernel's correlation under a mask whose condition is null on pads
 
     def check(self, params: tuple[int | float, ...]) -> str | None:
         if params[0] == 0:
@@ -960,10 +895,9 @@ class Corr(_PairRolling):
         return super().check(params)
 
     def rolling(self, ctx: Ctx, ins: list[Value], n: int) -> pl.Expr:
-        p = self.pair(ctx, ins, n)  # n >= 1 here: the window sums' kernel computed the correlation itself
-        key = ("wsums", "pair", (ins[0].key, ins[1].key), n)
-        ctx.kernel_cache[key]["masked"] = True  # Qlib's NaN where either input's window is flat (std <= 2e-5)
-        return ctx.raw_field(key, "corr", p["corr"])
+        got = self.pair(ctx, ins, n, "corr")
+        ctx.kernel_cache[("wsums", "pair", (ins[0].key, ins[1].key), n)]["masked"] = True  # Qlib's flat windows
+        return got
 
 
 OPERATORS: dict[str, Op] = {
