@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (SQLite under ./.rdbridge, the bundled sample trace), the whole path:
 # ingest the RD-Agent trace -> materialize each finished loop's documents and charts -> promote the accepted factors
-# into rd_factors_lib -> serve the read-only Results API -> sync it into the platform library -> verify the promoted
+# into rd_factors_lib -> export the catalogs -> serve the read-only Results API -> sync it into the platform library -> verify the promoted
 # factor against a Qlib expression a user wrote for it -> serve the platform UI and print both URLs.
 # On a terminal both servers stay up until Ctrl-C; otherwise (or with RDBRIDGE_DEMO_EXIT=1) the script stops them.
 set -euo pipefail
@@ -25,6 +25,9 @@ echo "== promote accepted factors into rd_factors_lib ($RDBRIDGE_HOME/factor_pac
 $RD factorlib promote
 VERSION="$($RD factorlib versions --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["versions"][-1]["version"])')"
 $RD factorlib bundle --version "$VERSION" --format tar.gz --out "$RDBRIDGE_HOME/rd_factors_lib-$VERSION.tar.gz"
+echo "== export the catalogs ($RDBRIDGE_HOME/catalogs)"
+$RD catalog export --out "$RDBRIDGE_HOME/catalogs"
+ls -l "$RDBRIDGE_HOME/catalogs" | sed 1d | awk '{print "  " $NF " (" $5 " bytes)"}'
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
