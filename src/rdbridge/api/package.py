@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select
 
 from rdbridge.api.errors import ApiError
 from rdbridge.api.files import open_registered
+from rdbridge.catalog.package_factors import factor_name
 from rdbridge.contracts.api import FactorSourceOut, PackageVersionOut, PackageVersions
 from rdbridge.registry.models import FactorPackageVersion
 
@@ -85,18 +86,6 @@ def as_zip(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def _names_of(dec: ast.expr) -> str | None:
-    """The factor name a `@factor("NAME", ...)` / `@factor(name="NAME")` decorator registers, else None."""
-    if not isinstance(dec, ast.Call):
-        return None
-    func = dec.func
-    called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-    if called != "factor":
-        return None
-    arg = dec.args[0] if dec.args else next((k.value for k in dec.keywords if k.arg == "name"), None)
-    return arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
-
-
 def _find(text: str, name: str) -> tuple[str, str] | None:
     try:
         tree = ast.parse(text)
@@ -105,7 +94,7 @@ def _find(text: str, name: str) -> tuple[str, str] | None:
     lines = text.splitlines(keepends=True)
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            if any(_names_of(d) == name for d in node.decorator_list):
+            if any(factor_name(d) == name for d in node.decorator_list):
                 first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 return node.name, "".join(lines[first - 1:node.end_lineno or node.lineno])
     return None

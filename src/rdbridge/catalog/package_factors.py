@@ -54,7 +54,8 @@ class PackageIndex:
     """Ordered by (module, name): a stable order for paging."""
 
 
-def _factor_name(dec: ast.expr) -> str | None:
+def factor_name(dec: ast.expr) -> str | None:
+    """The factor name a `@factor("NAME", ...)` / `@factor(name="NAME")` decorator registers, else None."""
     if not isinstance(dec, ast.Call):
         return None
     f = dec.func
@@ -93,7 +94,7 @@ def parse_modules(sources: dict[str, str]) -> list[PackageFactor]:
             if module in NOT_CURATED or module.startswith("_"):
                 continue
             for dec in node.decorator_list:
-                name = _factor_name(dec)
+                name = factor_name(dec)
                 if name is not None:
                     found.append((module, name, node.name, ast.get_docstring(node) or ""))
     out = []
