@@ -134,15 +134,19 @@ class Div(_Arith):
             return super().compile(ctx, ins, params)
         # Polars divides by a number as a product with its reciprocal, an ulp off numpy's division in 1 value of 5
         # (float32: enough to move Rsquare of a short window by 1e-4); numpy divides, as Qlib does
-        x, c = num(ins[0], t), ins[1].const
-        np_t = np.float32 if t == F32 else np.float64
-        divided = x.map_batches(lambda s: _np_div(s, c, np_t), return_dtype=PL_DTYPE[t])
-        return pl.when(x.is_null()).then(None).otherwise(divided)
+        return _numpy_by_const(num(ins[0], t), ins[1].const, t, lambda a, c, np_t: np.divide(a, np_t(c)))
 
 
-def _np_div(s: pl.Series, c: int | float, np_t: type) -> pl.Series:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return pl.Series(s.name, np.divide(filled(s).astype(np_t, copy=False), np_t(c)), dtype=s.dtype)
+def _numpy_by_const(x: pl.Expr, c: int | float, t: str, ufunc: Callable[[np.ndarray, int | float, type], np.ndarray]
+                    ) -> pl.Expr:
+    """`ufunc(x, c)` computed by numpy in the column's dtype (Qlib's arithmetic), nulls kept; warnings silenced."""
+    np_t = np.float32 if t == F32 else np.float64
+
+    def run(s: pl.Series) -> pl.Series:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return pl.Series(s.name, ufunc(filled(s).astype(np_t, copy=False), c, np_t), dtype=s.dtype)
+
+    return pl.when(x.is_null()).then(None).otherwise(x.map_batches(run, return_dtype=PL_DTYPE[t]))
 
 
 class Power(_Arith):
@@ -159,15 +163,7 @@ class Power(_Arith):
             return super().compile(ctx, ins, params)
         # Polars raises to a small integer power by repeated products (float32 x**3: an ulp off numpy's powf in a
         # third of the values; then Var/Kurt of a near-flat window of them are 1e-5 off); numpy raises, as Qlib
-        x, c = num(ins[0], t), ins[1].const
-        np_t = np.float32 if t == F32 else np.float64
-        raised = x.map_batches(lambda s: _np_power(s, c, np_t), return_dtype=PL_DTYPE[t])
-        return pl.when(x.is_null()).then(None).otherwise(raised)
-
-
-def _np_power(s: pl.Series, c: int | float, np_t: type) -> pl.Series:
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return pl.Series(s.name, np.power(filled(s).astype(np_t, copy=False), c), dtype=s.dtype)
+        return _numpy_by_const(num(ins[0], t), ins[1].const, t, lambda a, c, _np_t: np.power(a, c))
 
 
 class _Extreme(_Arith):
