@@ -1,6 +1,6 @@
 """The compile context of the operators: value types (dtype, constant), the per-compile `Ctx` that plans helper
 columns and kernel results, and the small dtype rules every operator shares. The operators themselves are in
-`ops.py`."""
+`ops.py`, `elementwise.py` and `window_ops.py`."""
 
 from __future__ import annotations
 
