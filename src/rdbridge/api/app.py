@@ -158,20 +158,20 @@ def create_app(settings: ApiSettings | None = None, engine: Engine | None = None
     @app.get("/loops/{task_run_id}/{loop_id}", response_model=LoopDetail, tags=["registry"])
     def loop(request: Request, task_run_id: str, loop_id: int = Path(ge=0, le=MAX_ID)) -> Response:
         """One loop: hypothesis, feedback, metrics, tasks, factor ids."""
-        with engine.connect() as conn:
-            doc = queries.loop_detail(conn, task_run_id, loop_id)
-        if doc is None:
-            raise ApiError(404, "not_found", f"no loop {loop_id} in task run {task_run_id!r}")
-        return json_response(request, doc)
+        return json_response(request, _loop_doc(queries.loop_detail, task_run_id, loop_id))
 
     @app.get("/loops/{task_run_id}/{loop_id}/artifacts", response_model=LoopArtifacts, tags=["registry"])
     def loop_artifacts(request: Request, task_run_id: str, loop_id: int = Path(ge=0, le=MAX_ID)) -> Response:
         """The loop's artifacts; each file with size, sha256 and its download URL (by file id)."""
+        return json_response(request, _loop_doc(queries.loop_artifacts, task_run_id, loop_id))
+
+    def _loop_doc(query: Callable[[Connection, str, int], Any], task_run_id: str, loop_id: int) -> Any:
+        """One loop's document from `query`, or the 404 every per-loop route gives for an unknown loop."""
         with engine.connect() as conn:
-            doc = queries.loop_artifacts(conn, task_run_id, loop_id)
+            doc = query(conn, task_run_id, loop_id)
         if doc is None:
             raise ApiError(404, "not_found", f"no loop {loop_id} in task run {task_run_id!r}")
-        return json_response(request, doc)
+        return doc
 
     @app.get("/files/{file_id:int}", tags=["registry"], response_class=Response,
              responses={200: {"content": {"*/*": {}}, "description": "The file's bytes, as its registered media type"}, 403: {"model": ErrorBody},
