@@ -5,20 +5,26 @@ from __future__ import annotations
 import json
 import os
 import sys
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from rdbridge import __version__
 from rdbridge.config import default_db_url
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="rdbridge: RD-Agent results to the trading platform.")
 # the sub-apps of other layers are loaded lazily: see _LazyGroup at the end
-err = Console(stderr=True)
+
+
+@cache
+def _err() -> Any:
+    """The stderr console, made on first use: rich costs ~40 ms of imports that `engine compute --json` and
+    `version` never need."""
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 DbOption = typer.Option(None, "--db", help="SQLAlchemy URL of the registry (default: $RDBRIDGE_HOME/registry.sqlite).")
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout (and no progress bar).")
@@ -32,7 +38,7 @@ def _fail(message: str, as_json: bool, code: int = 2) -> None:
     if as_json:
         _emit_json({"ok": False, "error": message})
     else:
-        err.print(f"[red]error:[/red] {message}")
+        _err().print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
 
 
@@ -92,7 +98,7 @@ def ingest(
                    f"{c.loops_with_errors} with errors); changes: {report.changes}; {report.signature_check}; "
                    f"{report.elapsed_seconds:.2f}s")
         for issue in report.issues:
-            err.print(f"[yellow]{issue.experiment_id}[/yellow] {issue.kind}: {issue.file}: {issue.message}")
+            _err().print(f"[yellow]{issue.experiment_id}[/yellow] {issue.kind}: {issue.file}: {issue.message}")
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -100,7 +106,7 @@ def _ingest_with_progress(run_ingest: Any, log_root: Path, workspace_root: Path,
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]ingest[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
+                  TimeElapsedColumn(), console=_err(), transient=True) as bar:
         task = bar.add_task("loops", total=None)
 
         def hook(run_id: str, done: int, total: int) -> None:
@@ -142,6 +148,9 @@ def loops(
     if as_json:
         _emit_json({"ok": True, "loops": rows})
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("experiment_id", "action", "status", "result", "decision", "materialization", "signature", "error")
     table.columns[0].no_wrap = True
     for r in rows:
@@ -173,13 +182,13 @@ def materialize(
     try:
         report = run(db_url=db or default_db_url(), scope=scope, task_run_id=task_run_id, loop_id=loop_id,
                      workers=workers, force=force, lease_seconds=lease_seconds, show_progress=wants_progress(as_json),
-                     console=err)
+                     console=_err())
     except MaterializeInputError as e:
         _fail(str(e), as_json)
     if as_json:
         _emit_json(report.model_dump(mode="json"))
     else:
-        print_report(report, typer.echo, err)
+        print_report(report, typer.echo, _err())
     raise typer.Exit(0 if report.ok else 1)
 
 

@@ -65,6 +65,13 @@ def _parse_exprs(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _stderr() -> Any:
+    """rich's stderr console, imported only for a message or a bar (``--json`` runs never pay its ~30 ms)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def _progress_bar(err: Any) -> tuple[Any, Any]:
     """A rich progress bar on stderr (per phase: partitions, date-wise passes); returns (context, hook)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -110,21 +117,18 @@ def compute_cmd(
     gc.disable()  # see the module docstring
     try:
         t_start = time.perf_counter()
-        from rich.console import Console
-
-        err = Console(stderr=True)
 
         def fail(message: str) -> None:
             if as_json:
                 typer.echo(json.dumps({"ok": False, "error": message}))
             else:
-                err.print(f"[red]error:[/red] {message}")
+                _stderr().print(f"[red]error:[/red] {message}")
             raise typer.Exit(2)
 
         try:
             exprs: dict[str, str] = {}
             if alpha158:
-                from rdbridge.contracts.alpha158 import alpha158_expressions
+                from rdbridge.contracts.alpha158_table import alpha158_expressions
 
                 exprs.update(alpha158_expressions())
             exprs.update(_parse_exprs(expr))
@@ -149,7 +153,7 @@ def compute_cmd(
                     "history": history, "factor_specs": list(factor), "float64": float64,
                     "compression": "none" if compression == "none" else compression}
             show_bar = not as_json and sys.stderr.isatty()
-            bar, hook = _progress_bar(err) if show_bar else (None, None)
+            bar, hook = _progress_bar(_stderr()) if show_bar else (None, None)
             t_setup = time.perf_counter()
             if cluster or workers:
                 from rdbridge.engine.cluster import DaskExecutor
@@ -178,8 +182,8 @@ def compute_cmd(
         if as_json:
             typer.echo(json.dumps(doc))
         else:
-            err.print(f"wrote {doc['factors']} factors x {doc['rows']:,} rows to {out} in {seconds:.2f}s "
-                      f"({res.partitions} partition(s))")
+            typer.echo(f"wrote {doc['factors']} factors x {doc['rows']:,} rows to {out} in {seconds:.2f}s "
+                       f"({res.partitions} partition(s))", err=True)
         _fast_exit()
     finally:
         if gc_was_enabled:

@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from rdbridge.engine import buffers
+from rdbridge.engine.import_guard import hidden_modules
 
 
 @numba.njit(cache=True, nogil=True)
@@ -625,6 +626,8 @@ def rolling_ranks_and_quantiles(
     return got
 
 
-# numba imports its numpy support (and scipy's BLAS check) lazily, on the first call of any kernel: about 0.4 s.
-# Pay it when the engine is imported, with polars and numba themselves, instead of inside the first compute.
-_start_of(0, 1, np.zeros(1, dtype=np.int64))
+# numba imports its numpy support lazily, on the first call of any kernel: about 0.15 s. Pay it when the engine is
+# imported, with polars and numba themselves, instead of inside the first compute; without scipy's BLAS probe
+# (``import_guard``: ~50 ms, for np.correlate / np.convolve, which no kernel calls).
+with hidden_modules(["scipy.linalg"]):
+    _start_of(0, 1, np.zeros(1, dtype=np.int64))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from rdbridge.contracts.alpha158 import alpha158_expressions
+from rdbridge.contracts.alpha158_table import alpha158_expressions
 from rdbridge.engine.runner import compute
 from rdbridge.engine.synthetic import make_panel
 
