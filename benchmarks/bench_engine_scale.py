@@ -214,7 +214,7 @@ def main() -> None:
         d = w["doc"]
         print(f"numba cache loading (first warm_up - second, 3 x 80 panel, Alpha158 + EXTRA): "
               f"{d['first'] - d['second']:.2f} s (first {d['first']:.2f} s, second {d['second']:.2f} s); "
-              f"importing the engine (numpy, polars, pyarrow, numba, scipy.linalg via numba): {d['import_s']:.2f} s")
+              f"importing the engine (numpy, polars, pyarrow, numba and its CPU target): {d['import_s']:.2f} s")
     # paper estimate: CPU seconds per partition from the dataset runs, spread over 64 cores
     tiny = run_process(engine_cmd(build("300x2500", data_root), out_root / "tiny.parquet",
                                   ["--instruments", "SH600000"]), out_root)
