@@ -12,8 +12,8 @@ cluster's workers are children). Beside it, the inner figures the command report
 seconds after imports (``job``) and the time spent loading and computing the partitions (``compute``), so
 ``whole / compute`` is the ratio issue 24 asks to keep within 2x. ``--workers N`` rows run the same job on a local
 Dask cluster of N worker processes. ``--qlib`` adds pyqlib's ``D.features`` for the same 158 factors as a whole
-process too (it only fits 300 x 2,500 here: 30 s and more). The last lines estimate a 64-core cluster from the
-measured CPU seconds per partition (a paper estimate, said how).
+process too, at the sizes of ``--qlib-sizes`` (300 x 2,500 by default). The last lines estimate a 64-core
+cluster from the measured CPU seconds per partition (a paper estimate, said how).
 """
 
 from __future__ import annotations
@@ -145,7 +145,10 @@ def main() -> None:
     ap.add_argument("--sizes", default="300x2500,1000x2500,5000x2500", help="INSTRUMENTSxDAYS, comma-separated")
     ap.add_argument("--workers", default="1,2", help="local Dask cluster sizes to run (empty: none)")
     ap.add_argument("--memory-limit", default="3GB", help="--memory-limit of every engine run")
-    ap.add_argument("--qlib", action="store_true", help="also time pyqlib's D.features (300 x 2,500 only)")
+    ap.add_argument("--qlib", action="store_true", help="also time pyqlib's D.features as a whole process")
+    ap.add_argument("--qlib-sizes", default="300x2500",
+                    help="comma-separated sizes pyqlib runs at with --qlib (it holds the panel and every factor "
+                         "in pandas in one process: its peak RSS is in the row)")
     ap.add_argument("--repeat", type=int, default=1, help="fresh processes per row; the median wall is kept")
     ap.add_argument("--data-root", default=None, help="where to keep the generated Qlib dirs (default: a temp dir)")
     ap.add_argument("--out-root", default=None, help="where outputs go (default: a temp dir, removed)")
@@ -193,7 +196,7 @@ def main() -> None:
         for w in workers:
             r = best(engine_cmd(data, out_root / f"{size}_w{w}", [*lim, "--workers", str(w)]), f"w{w}")
             print(fmt_row(f"{size} engine, Dask local cluster, {w} worker(s)", r, single), flush=True)
-        if args.qlib and size == "300x2500":
+        if args.qlib and size in args.qlib_sizes.split(","):
             q = best(qlib_cmd(data), "qlib")
             if "error" not in q:
                 print(f"| {size} pyqlib 0.9.7 D.features (2 kernels), whole process | {q['wall_s']:.2f} | "

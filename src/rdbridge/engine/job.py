@@ -348,8 +348,8 @@ def run_job(
 
         manifest = EngineJobManifest(
             complete=True, rows=rows, factors=factors, dtype="float64" if spec.float64 else "float32",
-            partitions=[PartitionFile(file=n, instruments=k, rows=r) for n, k, r in written], cross_section_stages=n_stages, executor=executor.name,
-            seconds=round(time.perf_counter() - t0, 3))
+            partitions=[PartitionFile(file=n, instruments=k, rows=r) for n, k, r in written],
+            cross_section_stages=n_stages, executor=executor.name, seconds=round(time.perf_counter() - t0, 3))
         _commit(scratch, out, single_file, manifest)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
