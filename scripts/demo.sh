@@ -2,7 +2,8 @@
 # The main job on the embedded default (SQLite under ./.rdbridge, the bundled sample trace), the whole path:
 # ingest the RD-Agent trace -> materialize each finished loop's documents and charts -> promote the accepted factors
 # into rd_factors_lib -> export the catalogs -> serve the read-only Results API -> sync it into the platform library -> verify the promoted
-# factor against a Qlib expression a user wrote for it -> serve the platform UI and print both URLs.
+# factor against a Qlib expression a user wrote for it -> compute Alpha158 and that factor with the engine on a
+# synthetic Qlib data dir -> serve the platform UI and print both URLs.
 # On a terminal both servers stay up until Ctrl-C; otherwise (or with RDBRIDGE_DEMO_EXIT=1) the script stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,11 @@ $RD sync --api "$API" || true   # exit 1 = something refused; the report above s
 echo "== verify the promoted factor against a platform expression (reference: rd_factors_lib $VERSION)"
 $RD verify factor Momentum_Vol_Adj_10D --bundle "$RDBRIDGE_HOME/rd_factors_lib-$VERSION.tar.gz" --version "$VERSION" \
   --expr 'If(Count($close/Ref($close,1)-1, 20) == 20, ($close/Ref($close,10)-1) / Std($close/Ref($close,1)-1, 20), Ref($close, 100000))' || true
+echo "== compute Alpha158 and the promoted factor (rd_factors_lib $VERSION) with the engine ($RDBRIDGE_HOME/engine)"
+SAMPLE="$RDBRIDGE_HOME/engine/qlib_sample"   # synthetic prices: no market data ships with rdbridge
+[ -d "$SAMPLE" ] || $RD engine sample-data --out "$SAMPLE" --instruments 50 --days 500
+PYTHONPATH="$RDBRIDGE_HOME/factor_package" $RD engine compute --data "$SAMPLE" --alpha158 \
+  --factor rd_factors_lib.generated:factor_momentum_vol_adj_10d --out "$RDBRIDGE_HOME/engine/factors.parquet"
 $RD ui --host 127.0.0.1 --port "$UI_PORT" &
 pids+=($!)
 for _ in $(seq 1 120); do curl -fsS "http://127.0.0.1:${UI_PORT}/factors" >/dev/null 2>&1 && break; sleep 0.5; done

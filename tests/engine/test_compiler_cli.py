@@ -39,3 +39,23 @@ def test_bad_expression_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     doc = json.loads(res.stdout)
     assert doc["ok"] is False and "factor 'X'" in doc["error"] and "column 14" in doc["error"]
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_sample_data_writes_a_qlib_dir_the_engine_reads(tmp_path: Path) -> None:
+    from rdbridge.engine.data import open_data_service
+
+    runner = CliRunner()
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        res = runner.invoke(engine_app, ["sample-data", "--out", str(d), "--instruments", "7", "--days", "60",
+                                         "--seed", "3"])
+        assert res.exit_code == 0, res.output
+    svc = open_data_service(a)
+    assert len(svc.instruments()) == 7 and len(svc.calendar()) == 60
+    assert svc.load(["close"]).equals(open_data_service(b).load(["close"]))  # same seed, same panel
+    out = tmp_path / "f.parquet"
+    res = runner.invoke(engine_app, ["compute", "--data", str(a), "--out", str(out), "--expr", "R=$close/$open",
+                                     "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["rows"] == pl.read_parquet(out).height > 0
+    again = runner.invoke(engine_app, ["sample-data", "--out", str(a)])  # never writes into a used directory
+    assert again.exit_code == 2 and "not an empty directory" in again.output

@@ -56,3 +56,40 @@ def test_python_factor_errors_name_the_factor() -> None:
         compute(_panel(), {}, pyfactors={"short": lambda df: pl.Series([1.0, 2.0, 3.0])})
     with pytest.raises(ValueError, match="both as an expression and as a Python factor"):
         compute(_panel(), {"x": "$close"}, pyfactors={"x": factor_ret})
+
+
+def test_rd_factors_lib_functions_take_rdagent_frame_and_equal_the_expressions() -> None:
+    """The package's functions (RD-Agent's daily frame in, a Series on its index out) run in the engine beside the
+    expressions they implement and give the same values."""
+    from rd_factors_lib.alpha158 import factor_roc5, factor_std20
+    from rd_factors_lib.momentum import factor_mom_20
+
+    from rdbridge.engine.synthetic import make_panel
+
+    panel = make_panel(6, 120, seed=4, late_listing_frac=0.3, suspension_frac=0.03)
+    out = compute(panel, {"ROC5": "Ref($close, 5)/$close", "STD20": "Std($close, 20)/$close",
+                          "MOM20": "$close/Ref($close, 20)-1"},
+                  pyfactors={"roc5": factor_roc5, "std20": factor_std20, "mom20": factor_mom_20})
+    for expr, py in (("ROC5", "roc5"), ("STD20", "std20"), ("MOM20", "mom20")):
+        a, b = out[expr].to_numpy(), out[py].to_numpy()
+        assert np.array_equal(np.isnan(a), np.isnan(b)), py
+        assert np.isfinite(b).sum() > 300 and np.allclose(a[np.isfinite(a)], b[np.isfinite(b)], rtol=1e-5, atol=1e-6), py
+
+
+def test_each_rd_factors_lib_function_gets_its_own_copy_of_the_frame() -> None:
+    def marked(fn):  # what rd_factors_lib's @factor does
+        fn.factor_name = fn.__name__.upper()
+        return fn
+
+    @marked
+    def vandal(df: pd.DataFrame) -> pd.Series:
+        df["$close"] = -1.0
+        return df["$close"]
+
+    @marked
+    def close(df: pd.DataFrame) -> pd.Series:
+        assert isinstance(df.index, pd.MultiIndex) and list(df.index.names) == ["datetime", "instrument"]
+        return df["$close"]
+
+    out = compute(_panel(), {}, pyfactors={"vandal": vandal, "close": close})
+    assert out["close"].to_list() == [1.0, 2.0, 4.0, 10.0, 20.0] and set(out["vandal"].to_list()) == {-1.0}

@@ -190,6 +190,27 @@ def compute_cmd(
             gc.enable()
 
 
+@engine_app.command("sample-data")
+def sample_data_cmd(
+    out: Path = typer.Option(..., "--out", help="Directory to write the Qlib data dir into (created)."),
+    instruments: int = typer.Option(50, "--instruments", min=1, max=20_000, help="Instruments."),
+    days: int = typer.Option(500, "--days", min=2, max=20_000, help="Trading days."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed writes the same panel."),
+) -> None:
+    """Write a synthetic daily panel as a Qlib data dir, to try `engine compute` without market data.
+
+    Random-walk prices and volumes (the benchmarks' generator: late listings, delistings, suspensions), not
+    quotes: the numbers it gives mean nothing about any market."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        _stderr().print(f"[red]error:[/red] --out {out}: exists and is not an empty directory; give a new one")
+        raise typer.Exit(2)
+    from rdbridge.engine.data import write_qlib_dir
+    from rdbridge.engine.synthetic import make_panel
+
+    write_qlib_dir(make_panel(instruments, days, seed=seed), out)
+    typer.echo(f"wrote a synthetic Qlib data dir: {instruments} instruments x {days} days, seed {seed}: {out}")
+
+
 def _fast_exit() -> None:
     """End the process now that the output is committed and the report printed: the interpreter's own shutdown
     (freeing a gigabyte of small objects and buffers, numba's and Polars' teardown) took 0.5-0.9 s of a 3.5 s

@@ -1,14 +1,18 @@
-"""Python factor functions (the ``rd_factors_lib`` convention) run on the same panel as the expressions.
+"""Python factor functions run on the same panel as the expressions.
 
-A factor function takes the panel and returns one value per panel row. Accepted results: a Polars Series, a
-Polars expression (evaluated on the panel), a numpy array, a pandas Series (positional when its length matches,
-or indexed by (instrument, datetime) / (datetime, instrument) as RD-Agent's factors write it), or a frame with
-``instrument``, ``datetime`` and one value column.
+Two calling conventions. A function of ``rd_factors_lib`` (marked by its ``@factor`` decorator, so it carries
+``factor_name``) takes what RD-Agent's factor scripts read, ``daily_pv.h5``'s frame: pandas, MultiIndex
+(datetime, instrument), ``$open`` ... ``$factor`` columns; its Series comes back aligned by that index. Any other
+function takes the engine's panel (Polars, long layout). Accepted results: a Polars Series, a Polars expression
+(evaluated on the panel), a numpy array, a pandas Series (positional when its length matches, or indexed by
+(instrument, datetime) / (datetime, instrument) as RD-Agent's factors write it), or a frame with ``instrument``,
+``datetime`` and one value column.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -77,12 +81,30 @@ def to_column(name: str, res: object, panel: pl.DataFrame) -> pl.Series:
     raise PyFactorError(f"Python factor {name!r} returned {type(res).__name__}; return a Series/array/expression")
 
 
+def rdagent_frame(panel: pl.DataFrame) -> Any:
+    """The panel as RD-Agent's ``daily_pv.h5`` frame: MultiIndex (datetime, instrument), ``$`` columns, float32."""
+    df = panel.to_pandas()
+    df = df.rename(columns={c: f"${c}" for c in df.columns if c not in KEYS})
+    return df.set_index(["datetime", "instrument"]).sort_index()
+
+
+def takes_rdagent_frame(fn: Callable[..., object]) -> bool:
+    """True for ``rd_factors_lib``'s functions (its ``@factor`` decorator sets ``factor_name``)."""
+    return isinstance(getattr(fn, "factor_name", None), str)
+
+
 def run_pyfactors(panel: pl.DataFrame, funcs: Mapping[str, Callable[..., object]]) -> list[pl.Series]:
-    """Run each factor function on the panel; Float32 columns like the expressions' (Qlib's storage dtype)."""
+    """Run each factor function on the panel (``rd_factors_lib``'s on a copy of RD-Agent's frame of it: a function
+    may change what it is given); Float32 columns like the expressions' (Qlib's storage dtype)."""
     out = []
+    frame = None
     for name, fn in funcs.items():
         try:
-            res = fn(panel)
+            if takes_rdagent_frame(fn):
+                frame = rdagent_frame(panel) if frame is None else frame
+                res = fn(frame.copy())
+            else:
+                res = fn(panel)
         except Exception as exc:  # noqa: BLE001 - the user's code; report which factor failed
             raise PyFactorError(f"Python factor {name!r} ({getattr(fn, '__module__', '?')}."
                                 f"{getattr(fn, '__name__', '?')}) raised {type(exc).__name__}: {exc}") from exc

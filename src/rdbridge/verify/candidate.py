@@ -11,18 +11,11 @@ import pandas as pd
 import polars as pl
 
 from rdbridge.engine import compute
-from rdbridge.engine.pyfactors import to_column
+from rdbridge.engine.pyfactors import rdagent_frame, to_column
 
 
 class CandidateError(ValueError):
     """The expression does not parse / evaluate, or the function cannot be imported or fails."""
-
-
-def rdagent_frame(panel: pl.DataFrame) -> pd.DataFrame:
-    """The panel as RD-Agent's ``daily_pv.h5`` frame: MultiIndex (datetime, instrument), ``$`` columns, float32."""
-    df = panel.to_pandas()
-    df = df.rename(columns={c: f"${c}" for c in df.columns if c not in ("instrument", "datetime")})
-    return df.set_index(["datetime", "instrument"]).sort_index()
 
 
 def load_impl(spec: str) -> Callable[[pd.DataFrame], object]:
