@@ -143,6 +143,20 @@ def test_progress_reports_every_partition(qlib_dir: Path, tmp_path: Path) -> Non
     assert any(label == "stage 1 date-wise pass" for label, _, _ in seen)
 
 
+def test_progress_reports_factor_groups_inside_a_partition(qlib_dir: Path, tmp_path: Path) -> None:
+    """One partition of Alpha158 is three groups of expressions: the bar moves per group, not only at the end."""
+    from rdbridge.engine.job import LocalExecutor
+    from rdbridge.engine.runner import CHUNK_ROOTS
+
+    seen: list[tuple[str, int, int]] = []
+    run_job(_spec(qlib_dir, alpha158_expressions()), tmp_path / "o.parquet", partitions=1,
+            executor=LocalExecutor(lambda label, done, total: seen.append((label, done, total))))
+    groups = -(-158 // CHUNK_ROOTS)
+    assert groups > 1
+    assert [x for x in seen if x[0] == "factor groups"] == [("factor groups", k, groups) for k in range(1, groups + 1)]
+    assert seen.index(("factor groups", groups, groups)) < seen.index(("partitions", 1, 1))
+
+
 def test_lazy_cli_imports_nothing_heavy() -> None:
     """`rdbridge version` and `rdbridge engine --help` must not import the engine's numba kernels, pandas,
     SQLAlchemy or the API server."""

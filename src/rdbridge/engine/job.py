@@ -196,8 +196,10 @@ def task_cross_section(spec: JobSpec, bucket: int, lo: Any, hi: Any, stage: int)
     return frame.height
 
 
-def compute_partition(spec: JobSpec, instruments: Sequence[str], n_stages: int) -> pl.DataFrame:
-    """Phase C: the request's outputs for one partition (start/end applied, Python factors included)."""
+def compute_partition(spec: JobSpec, instruments: Sequence[str], n_stages: int,
+                      progress: Progress | None = None) -> pl.DataFrame:
+    """Phase C: the request's outputs for one partition (start/end applied, Python factors included);
+    ``progress`` gets ``("factor groups", done, total)`` as its groups of expressions finish."""
     from rdbridge.engine.runner import _compute, _no_cyclic_gc, compute
 
     pyf = dict(load_factor(s) for s in spec.factor_specs)
@@ -206,9 +208,10 @@ def compute_partition(spec: JobSpec, instruments: Sequence[str], n_stages: int) 
         plan = _stage_plan(spec)
         panel = _with_cross_sections(spec, panel, n_stages, instruments)
         with _no_cyclic_gc():
-            got = _compute(panel, plan.roots, start=spec.start, end=spec.end, pyfactors=pyf, progress=False)
+            got = _compute(panel, plan.roots, start=spec.start, end=spec.end, pyfactors=pyf,
+                           progress=progress or False)
     else:
-        got = compute(panel, spec.exprs, start=spec.start, end=spec.end, pyfactors=pyf)
+        got = compute(panel, spec.exprs, start=spec.start, end=spec.end, pyfactors=pyf, progress=progress or False)
     if spec.float64:
         got = got.with_columns(pl.exclude("instrument", "datetime").cast(pl.Float64))
     return got
@@ -412,7 +415,8 @@ def _final_streamed(spec: JobSpec, parts: list[list[str]], n_stages: int, execut
     try:
         for i, ps in enumerate(parts):
             t = time.perf_counter()
-            got = compute_partition(spec, ps, n_stages)
+            hook = executor.progress if isinstance(executor, LocalExecutor) else None
+            got = compute_partition(spec, ps, n_stages, hook)
             timings["compute_s"] = timings.get("compute_s", 0.0) + time.perf_counter() - t
             table = output_table(got)
             name = "out.parquet" if single_file else f"part-{i:05d}.parquet"

@@ -33,6 +33,9 @@ from rdbridge.engine.context import CompileError, Ctx
 from rdbridge.engine.parser import ExpressionSyntaxError, parse
 from rdbridge.engine.pyfactors import run_pyfactors
 
+ProgressHook = Callable[[str, int, int], None]
+"""``(label, done, total)``: what a progress bar needs."""
+
 KEYS = ("instrument", "datetime")
 
 
@@ -218,9 +221,12 @@ def compute(
     start: str | date | datetime | None = None,
     end: str | date | datetime | None = None,
     pyfactors: Mapping[str, Callable[..., object]] | None = None,
-    progress: bool = False,
+    progress: bool | ProgressHook = False,
 ) -> pl.DataFrame:
     """Evaluate Qlib expressions (and Python factor functions) on ``panel``.
+
+    ``progress``: True prints timed steps on stderr; a callable gets ``("factor groups", done, total)`` after
+    each group of expressions (the CLI's progress bar).
 
     Returns ``instrument``, ``datetime`` and one Float32 column per requested name (Qlib's output dtype), for the
     panel's rows with ``start <= datetime <= end``, in the panel's order. Windows use all history in the panel,
@@ -258,7 +264,7 @@ def _compute(
     start: str | date | datetime | None,
     end: str | date | datetime | None,
     pyfactors: Mapping[str, Callable[..., object]] | None,
-    progress: bool,
+    progress: bool | ProgressHook,
 ) -> pl.DataFrame:
     pyfactors = dict(pyfactors or {})
     clash = sorted(set(exprs) & set(pyfactors))
@@ -283,8 +289,10 @@ def _compute(
     base = layout.frame(panel, sorted(needed), blocks, validity)
     field_values = {f: values_view(base[f]) for f in needed}
     finished: dict[str, pl.Series] = {}  # requested name -> its real rows as Float32 (Qlib's output dtype)
-    for group in chunks(roots):
+    groups = chunks(roots)
+    for k, group in enumerate(groups):
         finished.update(_evaluate(group, base, layout, needed, report, blocks, field_values, validity))
+        report.advance("factor groups", k + 1, len(groups))
     del base
     out_cols: list[pl.Series] = [panel["instrument"].cast(pl.Utf8), panel["datetime"]]
     for name in exprs:
@@ -423,11 +431,16 @@ def _walk_all(root: Node) -> list[Node]:
 
 
 class _Progress:
-    """Timed progress lines on stderr when asked (the CLI shows a rich progress instead)."""
+    """Timed progress lines on stderr when asked (True), or counts handed to a hook (the CLI's rich bar)."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+    def __init__(self, enabled: bool | ProgressHook) -> None:
+        self.hook = enabled if callable(enabled) else None
+        self.enabled = enabled is True
         self.t0 = time.perf_counter()
+
+    def advance(self, label: str, done: int, total: int) -> None:
+        if self.hook is not None:
+            self.hook(label, done, total)
 
     def step(self, message: str) -> None:
         if self.enabled:

@@ -24,7 +24,7 @@ def compute_staged(
     start: str | date | datetime | None = None,
     end: str | date | datetime | None = None,
     pyfactors: Mapping[str, Callable[..., object]] | None = None,
-    progress: bool = False,
+    progress: bool | Callable[[str, int, int], None] = False,
 ) -> pl.DataFrame:
     """``runner.compute`` for requests with cross-sectional operators (same contract)."""
     plan = staged_roots(parse_all(exprs))
