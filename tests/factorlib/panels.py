@@ -7,12 +7,9 @@ from collections.abc import Mapping
 import pandas as pd
 import polars as pl
 
+from rdbridge.engine.pyfactors import rdagent_frame  # the frame the engine hands rd_factors_lib's functions
 
-def rdagent_frame(panel: pl.DataFrame) -> pd.DataFrame:
-    """The synthetic polars panel as the frame RD-Agent's ``daily_pv.h5`` holds (dtypes kept: float32 as Qlib)."""
-    df = panel.to_pandas()
-    df = df.rename(columns={c: f"${c}" for c in df.columns if c not in ("instrument", "datetime")})
-    return df.set_index(["datetime", "instrument"]).sort_index()
+__all__ = ["as_panel_frame", "rdagent_frame"]
 
 
 def as_panel_frame(columns: Mapping[str, pd.Series]) -> pl.DataFrame:
