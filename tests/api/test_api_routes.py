@@ -232,3 +232,21 @@ def test_token_guards_every_route_but_health(token_server: Server) -> None:
             assert_error(anon.get(path, headers={"Authorization": f"bearer {s.token}x"}), 401, "unauthorized")
             assert_error(anon.get(path, headers={"Authorization": f"Basic {s.token}"}), 401, "unauthorized")
             assert ok.get(path).status_code == (404 if path == "/nope" else 200), path
+
+
+def test_updated_since_at_the_ends_of_time_is_not_a_server_error(server: Server) -> None:
+    """A zone that pushes the moment past year 1 or 9999 in UTC (schemathesis found the first as a 500): the first
+    filters as any early bound does (the static Alpha158 definitions are never "updated"), the second keeps
+    nothing, on every list that takes the filter."""
+    with server.client() as c:
+        spec = c.get("/openapi.json").json()
+        routes = [path for path, ops in spec["paths"].items() if "get" in ops and "{" not in path
+                  and any(p["name"] == "updated_since" for p in ops["get"].get("parameters", []))]
+        assert len(routes) >= 6
+        for path in routes:
+            since_1970 = c.get(path, params={"limit": 5, "updated_since": "1970-01-01T00:00:00Z"})
+            early = c.get(path, params={"limit": 5, "updated_since": "0001-01-01T00:01:01+01:00"})
+            late = c.get(path, params={"limit": 5, "updated_since": "9999-12-31T23:59:00-01:00"})
+            assert early.status_code == late.status_code == 200, (path, early.text, late.text)
+            assert early.json()["items"] == since_1970.json()["items"] != [], path
+            assert late.json()["items"] == [], path

@@ -8,7 +8,7 @@ as bytes (no second validation pass).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Literal
 from urllib.parse import quote
@@ -67,6 +67,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _as_utc(t: datetime) -> datetime:
+    """``t`` in UTC. A moment that falls before year 1 or after year 9999 once in UTC (``0001-01-01T00:30+01:00``)
+    is clamped to the first or last one Python can hold: as a lower bound it means the same, and it must not be a
+    500 (schemathesis found one)."""
+    try:
+        return t.astimezone(timezone.utc)
+    except OverflowError:
+        return (datetime.min if t.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
+
+
 class ListArgs:
     """The query parameters every list accepts; each list documents which filters it applies."""
 
@@ -86,8 +96,10 @@ class ListArgs:
         updated_since: datetime | None = Query(None, description="Only items updated at or after (ISO-8601 with "
                                                "zone) - for incremental sync."),
     ) -> None:
-        if updated_since is not None and updated_since.utcoffset() is None:
-            raise ApiError(400, "bad_request", "updated_since needs a time zone (e.g. 2025-01-01T00:00:00Z)")
+        if updated_since is not None:
+            if updated_since.utcoffset() is None:
+                raise ApiError(400, "bad_request", "updated_since needs a time zone (e.g. 2025-01-01T00:00:00Z)")
+            updated_since = _as_utc(updated_since)
         self.limit, self.cursor = limit, cursor
         self.filters = Filters(source=source, tag=tag, action=action, status=status, has_result=has_result,
                                materialization_status=materialization_status, task_run_id=task_run_id, kind=kind,
