@@ -6,6 +6,7 @@ the parent must turn each into the named error with the file and class, replace 
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -118,3 +119,22 @@ def test_fuzz_found_short_object_array_is_a_named_error_not_a_crash(tmp_path: Pa
     f.write_bytes(hostile.short_object_array())
     with pytest.raises(CorruptPickleError, match="object array of 5 items"):
         safe_load_file(f, pool=pool)
+
+
+def test_pool_starts_no_process_until_its_first_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool that never gets a task (a re-ingest with nothing to read) forks nothing."""
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork)
+    with ReaderPool(1, file_timeout=10.0) as p:
+        assert (p.started, forks) == (0, [])
+        assert json.loads(p.run("echo", ([1, "a"],))) == [1, "a"]
+        assert p.started == 1 and len(forks) == 1
+    with ReaderPool(1) as idle:
+        pass
+    assert idle.started == 0 and len(forks) == 1

@@ -86,3 +86,36 @@ def test_run_started_at() -> None:
     assert run_started_at(Path("/x/2026-01-05_08-00-07-000000")) == datetime(2026, 1, 5, 8, 0, 7,
                                                                               tzinfo=timezone.utc)
     assert run_started_at(Path("/x/my_run")) is None
+
+
+def test_timestamp_fast_path_agrees_with_strptime() -> None:
+    """The digit parser of RD-Agent's file names gives exactly what `strptime` gives (None where it refuses)."""
+    import random
+
+    from rdbridge.rdagent_trace.walker import TIMESTAMP_FORMAT, parse_log_timestamp
+
+    def reference(text: str) -> datetime | None:
+        try:
+            return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+        except ValueError:
+            return None
+
+    rng = random.Random(3)
+    cases = ["2026-01-05_08-00-07-000000", "2024-02-29_23-59-59-999999", "2023-02-29_00-00-00-000000",
+             "2026-13-01_00-00-00-000000", "2026-00-10_00-00-00-000000", "2026-01-32_00-00-00-000000",
+             "2026-01-05_24-00-00-000000", "2026-01-05_08-60-00-000000", "2026-01-05_08-00-60-000000",
+             "0000-01-01_00-00-00-000000", "2026-1-5_8-0-7-5", "2026-01-05_08-00-07-0000001", "not-a-timestamp",
+             "2026-01-05_08-00-07-000000 ", "２０２６-01-05_08-00-07-000000", ""]
+    for _ in range(3000):
+        cases.append(f"{rng.randint(0, 9999):04d}-{rng.randint(0, 14):02d}-{rng.randint(0, 33):02d}_"
+                     f"{rng.randint(0, 25):02d}-{rng.randint(0, 61):02d}-{rng.randint(0, 61):02d}-"
+                     f"{rng.randint(0, 999999):06d}")
+    for text in cases:
+        assert parse_log_timestamp(text) == reference(text), text
+    assert sum(reference(t) is not None for t in cases) > 1000  # the random cases are mostly valid ones
+
+
+def test_entry_path_is_built_from_the_scanned_file() -> None:
+    run = only_run(SAMPLE)
+    e = scan_run(run).loops[0].entries[0]
+    assert e.path == Path(e.file) == run / e.relpath and e.path is e.path  # built once, then kept

@@ -6,12 +6,29 @@ import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
-from rdbridge.contracts.trace import LoopSnapshot, TraceEntryInfo
+from rdbridge.contracts.trace import LoopSnapshot
 
 
-def entries_fingerprint(entries: Iterable[TraceEntryInfo]) -> str:
-    """Digest of (path, size, mtime) of every pickle of a loop: stat-only, so an unchanged loop costs no unpickling."""
+class StatFacts(Protocol):
+    """What the fingerprint needs of a trace file: a walker `TraceEntry` or a contract `TraceEntryInfo`."""
+
+    @property
+    def relpath(self) -> str: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+    @property
+    def mtime_ns(self) -> int: ...
+
+
+def entries_fingerprint(entries: Iterable[StatFacts]) -> str:
+    """Digest of (path, size, mtime) of every pickle of a loop: stat-only, so an unchanged loop costs no unpickling.
+
+    Takes the walker's entries as they are (no contract model per file: that was a tenth of a re-ingest).
+    """
     h = hashlib.sha256(b"v1")
     for e in sorted(entries, key=lambda e: e.relpath):
         h.update(f"\n{e.relpath}\x00{e.size_bytes}\x00{e.mtime_ns}".encode())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rdbridge.contracts.trace import LoopSnapshot, RunSnapshot, TraceFileError
 from rdbridge.rdagent_trace.isolation import ReaderPool, TaskFailure, decode_loop, decode_run
-from rdbridge.rdagent_trace.loop_reader import ReadOptions
+from rdbridge.rdagent_trace.loop_reader import ReadOptions, run_facts
 from rdbridge.rdagent_trace.walker import LoopScan, RunScan
 
 __all__ = ["read_run_isolated", "read_loops_isolated"]
@@ -27,13 +27,9 @@ def _fallback_loop(run_dir: Path, loop_id: int, loop_scan: LoopScan, scenario: s
 def read_run_isolated(pool: ReaderPool, run_dir: Path, workspace_root: Path, *, key: bytes | None, scan: RunScan,
                       options: ReadOptions) -> RunSnapshot:
     """`read_run` in the pool; if the worker cannot finish, the scenario is inferred as unknown (loops still read)."""
-    from rdbridge.rdagent_trace.loop_reader import read_run
-
     out = next(pool.imap([(None, "read_run", (str(run_dir), str(workspace_root), key, scan, options), None)]))[1]
     if isinstance(out, TaskFailure):
-        empty = RunScan(run_dir=scan.run_dir, loops={}, run_entries=[], ignored=[])
-        run = read_run(run_dir, workspace_root, key=key, scan=empty, options=options)  # reads no pickle
-        return run.model_copy(update={"loop_ids": scan.loop_ids})
+        return run_facts(run_dir, workspace_root, scan)  # reads no pickle
     return decode_run(out)
 
 

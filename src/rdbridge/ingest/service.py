@@ -1,9 +1,10 @@
 """`rdbridge ingest`: RD-Agent log trace + workspaces -> registry, idempotent, incremental and crash-safe.
 
 Per loop: stat its pickles; if their (path, size, mtime) fingerprint matches what is stored and the loop had no
-errors, skip it without unpickling. Otherwise read it (allow-listed unpickler) and write it in ONE transaction. A
-SIGKILL therefore loses at most the loop in flight, and the next run redoes exactly that. Each invocation leaves an
-`ingest_runs` row whose `finished_at_utc` stays NULL if it was killed.
+errors, skip it without unpickling. Otherwise read it (allow-listed unpickler, in the isolated reader pool) and write
+it in ONE transaction. A SIGKILL therefore loses at most the loop in flight, and the next run redoes exactly that.
+When no loop of a run needs reading, no reader process is started at all (workers start on the first task). Each
+invocation leaves an `ingest_runs` row whose `finished_at_utc` stays NULL if it was killed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rdbridge.ingest.writer import finish_task_run, upsert_task_run, write_loop
 from rdbridge.rdagent_trace import discover_runs, scan_run
 from rdbridge.rdagent_trace.files import default_max_pickle_bytes
 from rdbridge.rdagent_trace.isolation import ReaderPool
-from rdbridge.rdagent_trace.loop_reader import ReadOptions
+from rdbridge.rdagent_trace.loop_reader import ReadOptions, run_facts
 from rdbridge.rdagent_trace.walker import LoopScan
 from rdbridge.registry import Artifact, IngestRun, Loop, experiment_id_for, init_db, make_engine, session_scope, utcnow
 
@@ -89,29 +90,32 @@ def ingest(
         total = sum(len(sc.loop_ids) for _, sc in scans)
         done = 0
         for run_dir, scan in scans:
-            run = read_run_isolated(pool, run_dir, workspace_root, key=signing_key, scan=scan, options=options)
-            run_ids.append(run.task_run_id)
-            counts.task_runs_seen += 1
-            with session_scope(engine) as s:
-                if upsert_task_run(s, run):
-                    counts.task_runs_new += 1
-            stored = _stored_fingerprints(engine, run.task_run_id)
-            stored_ws = _stored_workspace_ids(engine, run.task_run_id)
+            facts = run_facts(run_dir, workspace_root, scan)  # no pickle read
+            stored = _stored_fingerprints(engine, facts.task_run_id)
+            stored_ws = _stored_workspace_ids(engine, facts.task_run_id)
             to_read: list[tuple[int, LoopScan]] = []
             entries_fps: dict[int, str] = {}
             for loop_id in scan.loop_ids:
                 counts.loops_seen += 1
-                entries = scan.loops[loop_id].entries
-                entries_fp = fp.entries_fingerprint(e.to_info() for e in entries)
+                entries_fp = fp.entries_fingerprint(scan.loops[loop_id].entries)
                 entries_fps[loop_id] = entries_fp
                 state_fp = fp.with_workspaces(entries_fp, workspace_root, stored_ws.get(loop_id, ()))
                 if not fp.needs_read(stored.get(loop_id), state_fp, key_given=signing_key is not None):
                     counts.loops_unchanged += 1
                     done += 1
                     if on_progress is not None:
-                        on_progress(run.task_run_id, done, total)
+                        on_progress(facts.task_run_id, done, total)
                 else:
                     to_read.append((loop_id, scan.loops[loop_id]))
+            # The scenario is the one run fact that unpickles: only infer it (in the pool, which starts its first
+            # worker here) when some loop is read; otherwise "unknown" keeps the scenario the registry stored.
+            run = (read_run_isolated(pool, run_dir, workspace_root, key=signing_key, scan=scan, options=options)
+                   if to_read else facts)
+            run_ids.append(run.task_run_id)
+            counts.task_runs_seen += 1
+            with session_scope(engine) as s:
+                if upsert_task_run(s, run):
+                    counts.task_runs_new += 1
             for loop_id, snap in read_loops_isolated(pool, run_dir, to_read, workspace_root=workspace_root,
                                                      key=signing_key, scenario=run.scenario, options=options):
                 state_fp = fp.with_workspaces(entries_fps[loop_id], workspace_root,

@@ -308,7 +308,7 @@ class ReaderPool:
     `run(task, args)` runs one task and returns its bytes or raises the worker's named `TraceReadError`;
     `imap(jobs)` runs many with up to `size` in flight and yields `(job_key, bytes | TaskFailure)` in job order.
     A worker that dies or stalls is replaced; its task becomes a `CrashedError` / `TimedOutError` naming the file (and
-    the class last resolved).
+    the class last resolved). Workers start on the first task, not with the pool: creating one is free.
     """
 
     def __init__(self, size: int | None = None, *, memory_bytes: int | None = None,
@@ -318,11 +318,12 @@ class ReaderPool:
         self.file_timeout = float(file_timeout or _env_number(FILE_TIMEOUT_ENV, DEFAULT_FILE_TIMEOUT))
         methods = mp.get_all_start_methods()
         self._ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-        _warm_up()  # import numpy / pandas and build the check tables once, here: forked workers inherit them
         self._idle: list[_Worker] = []
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
+        self._warm = False
         self.replaced = 0
+        self.started = 0  # worker processes started so far (0 when nothing needed reading)
 
     # workers -------------------------------------------------------------------------------------------------------
 
@@ -330,7 +331,13 @@ class ReaderPool:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
+            if not self._warm:
+                # import numpy / pandas and build the check tables once, before the first fork: workers inherit
+                # them. Not in __init__: a pool that never reads (a re-ingest with nothing changed) costs nothing.
+                _warm_up()
+                self._warm = True
             w = _Worker(self._ctx, self.memory_bytes)
+            self.started += 1
             self._all.append(w)
             return w
 

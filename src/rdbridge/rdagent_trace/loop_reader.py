@@ -53,7 +53,7 @@ from rdbridge.rdagent_trace.signed import verify_envelope
 from rdbridge.rdagent_trace.walker import LoopScan, TraceEntry, run_started_at, scan_run
 from rdbridge.rdagent_trace.workspace import describe_workspace, read_qlib_res, resolve_workspace
 
-__all__ = ["ReadOptions", "read_loop", "read_run", "read_run_loops", "infer_scenario", "safe_text"]
+__all__ = ["ReadOptions", "read_loop", "read_run", "read_run_loops", "run_facts", "infer_scenario", "safe_text"]
 
 
 @dataclass(frozen=True)
@@ -603,15 +603,24 @@ def infer_scenario(scan: Any, key: bytes | None, *, options: ReadOptions | None 
 def read_run(run_dir: Path, workspace_root: Path, *, key: bytes | None = None, scan: Any = None,
              options: ReadOptions | None = None) -> RunSnapshot:
     """The run-level facts of one RD-Agent run folder (scan it first with `scan_run`, or pass the scan)."""
-    run_dir = Path(run_dir)
     scan = scan if scan is not None else scan_run(run_dir)
+    return run_facts(run_dir, workspace_root, scan, scenario=infer_scenario(scan, key, options=options))
+
+
+def run_facts(run_dir: Path, workspace_root: Path, scan: Any, *, scenario: str = "unknown") -> RunSnapshot:
+    """The run-level facts that need no pickle (names, paths, start time, loop ids), with `scenario` as given.
+
+    Why apart from `read_run`: the scenario is the only fact that unpickles, and a re-ingest where no loop changed
+    needs none (the registry keeps the scenario it stored; "unknown" never overwrites it), so no reader is started.
+    """
+    run_dir = Path(run_dir)
     started: datetime | None = run_started_at(run_dir)
     if started is None:
         times = [e.logged_at_utc for lp in scan.loops.values() for e in lp.entries if e.logged_at_utc is not None]
         started = min(times) if times else None
     return RunSnapshot(task_run_id=_sanitize_run_id(run_dir.name), run_folder=run_dir.name,
                        log_trace_path=str(run_dir), workspace_root=str(workspace_root),
-                       scenario=infer_scenario(scan, key, options=options), started_at_utc=started, loop_ids=scan.loop_ids)
+                       scenario=scenario, started_at_utc=started, loop_ids=scan.loop_ids)
 
 
 def read_run_loops(run_dir: Path, workspace_root: Path, *, key: bytes | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,9 +26,13 @@ SESSION_DIR = "__session__"
 
 @dataclass(frozen=True)
 class TraceEntry:
-    """One trace pickle. `tag` is the leaf tag name (``evolving code``); `tag_path` keeps intermediate levels."""
+    """One trace pickle. `tag` is the leaf tag name (``evolving code``); `tag_path` keeps intermediate levels.
 
-    path: Path
+    `file` is the path as the scan found it; `path` is built from it on first use (only a loop being read needs it,
+    and a `Path` per pickle was a fifth of the scan of an unchanged trace).
+    """
+
+    file: str
     relpath: str
     step: str
     tag: str
@@ -36,6 +41,10 @@ class TraceEntry:
     size_bytes: int
     mtime_ns: int
     logged_at_utc: datetime | None
+
+    @cached_property
+    def path(self) -> Path:
+        return Path(self.file)
 
     def to_info(self) -> TraceEntryInfo:
         return TraceEntryInfo(relpath=self.relpath, step=self.step, tag=self.tag, size_bytes=self.size_bytes,
@@ -77,8 +86,21 @@ class RunScan:
         return sorted(self.loops)
 
 
+_TIMESTAMP_SHAPE = re.compile(r"(\d{4})-(\d{2})-(\d{2})_(\d{2})-(\d{2})-(\d{2})-(\d{6})")
+
+
 def parse_log_timestamp(text: str) -> datetime | None:
-    """RD-Agent's file / folder timestamp (UTC) or None when `text` is not one."""
+    """RD-Agent's file / folder timestamp (UTC) or None when `text` is not one.
+
+    The exact shape RD-Agent writes is parsed from its digits (a scan parses one per pickle, and `strptime` was a
+    sixth of a re-ingest); any other spelling `strptime` accepts goes through `strptime`, so the result is the same.
+    """
+    m = _TIMESTAMP_SHAPE.fullmatch(text)
+    if m is not None:
+        try:
+            return datetime(*map(int, m.groups()), tzinfo=timezone.utc)
+        except ValueError:
+            return None
     try:
         return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
     except ValueError:
@@ -117,9 +139,12 @@ def discover_runs(log_root: Path) -> list[Path]:
     return [p for p in children if _is_run_dir(p)]
 
 
-def _walk_files(top: Path) -> list[tuple[Path, os.stat_result]]:
-    """(path, lstat) of every regular file below `top`, not following symlinked folders."""
-    out: list[tuple[Path, os.stat_result]] = []
+def _walk_files(top: str) -> list[tuple[str, str, os.stat_result]]:
+    """(path, name, lstat) of every regular file below `top`, not following symlinked folders.
+
+    Plain strings, not `Path`s: a scan lists every pickle of a run on each ingest, and path objects were most of it.
+    """
+    out: list[tuple[str, str, os.stat_result]] = []
     stack = [top]
     while stack:
         d = stack.pop()
@@ -128,11 +153,11 @@ def _walk_files(top: Path) -> list[tuple[Path, os.stat_result]]:
                 for e in it:
                     try:
                         if e.is_dir(follow_symlinks=False):
-                            stack.append(Path(e.path))
+                            stack.append(e.path)
                         elif e.is_file(follow_symlinks=False) or e.name.endswith(".pkl"):
                             # a linked (even dangling) pickle, or a FIFO / device named .pkl, is still a trace entry:
                             # reading it reports the problem (it is never opened unless it is a regular file)
-                            out.append((Path(e.path), e.stat(follow_symlinks=False)))
+                            out.append((e.path, e.name, e.stat(follow_symlinks=False)))
                     except OSError:
                         continue
         except OSError:
@@ -140,14 +165,20 @@ def _walk_files(top: Path) -> list[tuple[Path, os.stat_result]]:
     return out
 
 
-def _entry(run_dir: Path, path: Path, st: os.stat_result, parts: tuple[str, ...], step: str) -> TraceEntry | None:
+def _is_pickle_name(name: str) -> bool:
+    """`Path(name).suffix == ".pkl"` without building a path (a bare ``.pkl`` has no suffix)."""
+    return len(name) > 4 and name.endswith(".pkl")
+
+
+def _entry(path: str, relpath: str, name: str, st: os.stat_result, parts: list[str], step: str
+           ) -> TraceEntry | None:
     """`parts` are the folders between the step folder and the file: tag levels..., pid."""
     if len(parts) < 2:
         return None
     tag_parts, pid = parts[:-1], parts[-1]
-    return TraceEntry(path=path, relpath=path.relative_to(run_dir).as_posix(), step=step, tag=tag_parts[-1],
-                      tag_path="/".join(tag_parts), pid=pid, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns,
-                      logged_at_utc=parse_log_timestamp(path.stem))
+    return TraceEntry(file=path, relpath=relpath, step=step, tag=tag_parts[-1], tag_path="/".join(tag_parts),
+                      pid=pid, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns,
+                      logged_at_utc=parse_log_timestamp(name[:-4]))
 
 
 def scan_run(run_dir: Path) -> RunScan:
@@ -158,6 +189,7 @@ def scan_run(run_dir: Path) -> RunScan:
         top = list(os.scandir(run_dir))
     except OSError:
         return scan
+    prefix = os.path.join(str(run_dir), "")  # scandir joins the same way, so a relpath is a slice
     for d in top:
         if d.name == SESSION_DIR:
             continue
@@ -165,24 +197,23 @@ def scan_run(run_dir: Path) -> RunScan:
             scan.ignored.append(d.name)
             continue
         m = LOOP_DIR.fullmatch(d.name)
-        loop_dir = Path(d.path)
         loop = scan.loops.setdefault(int(m.group(1)), LoopScan(int(m.group(1)))) if m else None
-        for path, st in _walk_files(loop_dir):
-            rel = path.relative_to(run_dir)
-            if path.suffix != ".pkl":
-                scan.ignored.append(rel.as_posix())
+        for path, name, st in _walk_files(d.path):
+            rel = path[len(prefix):]
+            if not _is_pickle_name(name):
+                scan.ignored.append(rel)
                 continue
-            inner = path.relative_to(loop_dir).parts  # loop: step/tag.../pid/file ; other: tag.../pid/file
+            inner = rel.split("/")[1:]  # loop: step/tag.../pid/file ; other: tag.../pid/file
             if loop is not None:
-                entry = _entry(run_dir, path, st, inner[1:-1], inner[0]) if len(inner) >= 4 else None
+                entry = _entry(path, rel, name, st, inner[1:-1], inner[0]) if len(inner) >= 4 else None
                 if entry is None:
-                    scan.ignored.append(rel.as_posix())
+                    scan.ignored.append(rel)
                 else:
                     loop.entries.append(entry)
             else:
-                entry = _entry(run_dir, path, st, (d.name, *inner[:-1]), "")
+                entry = _entry(path, rel, name, st, [d.name, *inner[:-1]], "")
                 if entry is None:
-                    scan.ignored.append(rel.as_posix())
+                    scan.ignored.append(rel)
                 else:
                     scan.run_entries.append(entry)
     for loop in scan.loops.values():
