@@ -214,3 +214,29 @@ def test_session_scope_rolls_back_on_error(registry_engine: Engine) -> None:
             raise RuntimeError("boom")
     with session_scope(registry_engine, write=False) as s:
         assert s.scalars(select(IngestRun.log_root)).all() == []
+
+
+def test_head_constant_is_alembics_head_and_a_database_at_head_skips_alembic(db_url: str) -> None:
+    """`HEAD_REVISION` names the newest migration (a new one cannot ship without it), and opening a registry at
+    head imports no Alembic (a fresh process: the fast path), while an older one is still migrated."""
+    import os
+    from pathlib import Path
+
+    from rdbridge.registry.db import HEAD_REVISION, downgrade_db
+
+    assert HEAD_REVISION == head_revision()
+    init_db(db_url).dispose()
+    code = ("import sys; from rdbridge.registry import init_db, current_revision\n"
+            "e = init_db(sys.argv[1]); print('ALEMBIC', 'alembic' in sys.modules)\n")
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code, db_url], env=env, capture_output=True, text=True, timeout=120)
+    assert "ALEMBIC False" in out.stdout, out.stdout + out.stderr
+    downgrade_db(db_url, "0001_initial").dispose()
+    out = subprocess.run([sys.executable, "-c", code, db_url], env=env, capture_output=True, text=True, timeout=120)
+    assert "ALEMBIC True" in out.stdout, out.stdout + out.stderr
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) == HEAD_REVISION
+    finally:
+        engine.dispose()
