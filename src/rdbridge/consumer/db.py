@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import URL
 
 from rdbridge.config import home_dir
-from rdbridge.sqldb import IMMEDIATE_OPTION, create_tuned_engine, parse_db_url, session_scope
+from rdbridge.sqldb import IMMEDIATE_OPTION, create_tuned_engine, parse_db_url, session_scope, stamped_revision
 
 __all__ = [
     "PlatformURLError",
@@ -79,11 +79,19 @@ def alembic_config(connection: Connection | None = None) -> Any:
     return cfg
 
 
+HEAD_REVISION = "p0002_factor_verdicts"
+"""The newest platform migration: a database stamped with it is answered without Alembic (a test checks the
+constant against Alembic's script directory)."""
+
+
 def init_platform_db(url: str | URL | Engine) -> Engine:
-    """Bring the platform schema to head (idempotent; concurrent callers serialise on a lock) and return the engine."""
+    """Bring the platform schema to head (idempotent; concurrent callers serialise on a lock) and return the engine.
+    One SELECT answers a database already at head, without importing Alembic."""
+    engine = url if isinstance(url, Engine) else make_engine(url)
+    if stamped_revision(engine, VERSION_TABLE) == HEAD_REVISION:
+        return engine
     from alembic import command
 
-    engine = url if isinstance(url, Engine) else make_engine(url)
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             conn = conn.execution_options(**{IMMEDIATE_OPTION: True})

@@ -19,6 +19,7 @@ from sqlalchemy.engine.url import URL
 from rdbridge.registry.types import utcnow
 from rdbridge.sqldb import (
     IMMEDIATE_OPTION,
+    stamped_revision,
     SQLITE_BUSY_TIMEOUT_MS,
     create_tuned_engine,
     parse_db_url,
@@ -116,24 +117,13 @@ def init_db(url_or_engine: str | URL | Engine) -> Engine:
     that opens the registry: ingest, materialize, promote).
     """
     engine, _ = _as_engine(url_or_engine)
-    if _stamped_revision(engine) == HEAD_REVISION:
+    if stamped_revision(engine) == HEAD_REVISION:
         return engine
     from alembic import command
 
     with _migration_transaction(engine) as conn:
         command.upgrade(alembic_config(conn), "head")
     return engine
-
-
-def _stamped_revision(engine: Engine) -> str | None:
-    """The one revision in ``alembic_version``, or None (no registry yet, several heads, or any error: then the
-    Alembic path decides)."""
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-    except Exception:  # noqa: BLE001 - no table yet, or anything else: let Alembic handle it
-        return None
-    return str(rows[0][0]) if len(rows) == 1 else None
 
 
 def downgrade_db(url_or_engine: str | URL | Engine, revision: str = "base") -> Engine:
