@@ -3,6 +3,7 @@ on a library synced from a real `rdbridge serve`. Screenshots go to the test's t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_search_filter_source_tag_reload(ui: Ui, page: Page) -> None:
     page.select_option("select[name=source]", "rdagent")
     page.fill("input[name=q]", "volume")
     page.click("button:has-text('Apply')")
-    assert "source=rdagent" in page.url and "q=volume" in page.url  # bookmarkable
+    expect(page).to_have_url(re.compile(r"source=rdagent.*q=volume|q=volume.*source=rdagent"))  # bookmarkable
     texts = rows.all_inner_texts()
     assert texts and all("volume" in t.lower() for t in texts)  # name or description matches
     assert all(s == "rdagent" for s in page.locator("#factor-table .src").all_inner_texts())
@@ -87,9 +88,13 @@ def test_search_filter_source_tag_reload(ui: Ui, page: Page) -> None:
     name = page.locator("h1.factor-name").inner_text()
     page.fill("input[name=value][maxlength='64']", "shortlist")
     page.click("button:has-text('Add tag')")
+    # each form posts and redirects back: wait for the page it lands on before the next step (a reload while
+    # that navigation was in flight failed once in CI with "Not attached to an active page")
+    expect(page.locator("#user-tags .tag")).to_have_text(["shortlist"])
     page.select_option("select[name=value]", "candidate")
     page.click("button:has-text('Set mark')")
-    page.reload()
+    expect(page.locator("#user-mark")).to_have_text("candidate")
+    page.reload()  # stored, not only shown
     expect(page.locator("#user-tags .tag")).to_have_text(["shortlist"])
     expect(page.locator("#user-mark")).to_have_text("candidate")
     page.screenshot(path=str(ui.shots / "factor_tagged.png"), full_page=True)
