@@ -77,6 +77,7 @@ def test_search_filter_source_tag_reload(ui: Ui, page: Page) -> None:
     page.fill("input[name=q]", "volume")
     page.click("button:has-text('Apply')")
     expect(page).to_have_url(re.compile(r"source=rdagent.*q=volume|q=volume.*source=rdagent"))  # bookmarkable
+    page.wait_for_load_state()  # the filtered page, not the one it replaces
     texts = rows.all_inner_texts()
     assert texts and all("volume" in t.lower() for t in texts)  # name or description matches
     assert all(s == "rdagent" for s in page.locator("#factor-table .src").all_inner_texts())
