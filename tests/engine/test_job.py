@@ -57,7 +57,13 @@ def test_partitioned_dataset_equals_in_memory(qlib_dir: Path, in_memory: pl.Data
     assert got.columns == in_memory.columns and got.height == in_memory.height
     assert got.equals(in_memory), [c for c in got.columns if not got[c].equals(in_memory[c])]
     man = EngineJobManifest.model_validate_json((out / MANIFEST_NAME).read_text())
-    assert man.complete and man.rows == got.height and len(man.partitions) == 5
+    # 5 partitions, the last one written as two files on two threads (cut between instruments)
+    assert man.complete and man.rows == got.height and len(man.partitions) == 6
+    assert [p.file for p in man.partitions] == [f"part-{k:05d}.parquet" for k in range(6)]
+    for p in man.partitions:  # each entry says what its file holds
+        part = pl.read_parquet(out / p.file)
+        assert (part.height, part["instrument"].n_unique()) == (p.rows, p.instruments)
+    assert sum(p.instruments for p in man.partitions) == got["instrument"].n_unique()
     assert [p.name for p in out.iterdir() if not p.name.startswith("part-")] == [MANIFEST_NAME]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # scratch removed
 

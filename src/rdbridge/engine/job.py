@@ -17,6 +17,7 @@ file system). A killed run leaves only the scratch directory (``.<name>.tmp-*``)
 from __future__ import annotations
 
 import importlib
+import itertools
 import math
 import os
 import shutil
@@ -378,8 +379,9 @@ def _final_streamed(spec: JobSpec, parts: list[list[str]], n_stages: int, execut
                     single_file: bool) -> tuple[int, list[str], list[tuple[str, int, int]]]:
     """Phase C in this process, each partition streamed out as it is done: into one Parquet file (a row group per
     partition) or a part file each. Partition k is written on a background thread while partition k + 1 computes
-    (pyarrow releases the GIL while it encodes and writes); the manifest's contract is imported beside the last
-    write. Returns the rows, the factor names and (file, instruments, rows) per written file."""
+    (pyarrow releases the GIL while it encodes and writes). Nothing computes beside the last partition's write,
+    so a dataset writes it as two part files on two threads (split between instruments); the manifest's contract
+    is imported beside that write. Returns the rows, the factor names and (file, instruments, rows) per file."""
     import pyarrow.parquet as pq
 
     path = scratch / "out.parquet"
@@ -419,19 +421,30 @@ def _final_streamed(spec: JobSpec, parts: list[list[str]], n_stages: int, execut
             got = compute_partition(spec, ps, n_stages, hook)
             timings["compute_s"] = timings.get("compute_s", 0.0) + time.perf_counter() - t
             table = output_table(got)
-            name = "out.parquet" if single_file else f"part-{i:05d}.parquet"
+            name = "out.parquet" if single_file else f"part-{len(files):05d}.parquet"
             if writer is None and single_file:
                 writer = pq.ParquetWriter(path, table.schema, compression=spec.compression,
                                           use_dictionary=["instrument"], write_statistics=["instrument", "datetime"])
             factors = [c for c in got.columns if c not in ("instrument", "datetime")]
+            last = not (overlap and i + 1 < len(parts))
+            halves = _split_between_instruments(got) if last and not single_file else None
             wait()
             rows += got.height
-            files.append((name, len(ps), got.height))
             del got
-            if overlap and i + 1 < len(parts):
+            if not last:
+                files.append((name, len(ps), table.num_rows))
                 pending = threading.Thread(target=write, args=(table, name), daemon=True)
                 pending.start()
+            elif halves is not None:
+                (cut, n_first) = halves
+                second = f"part-{len(files) + 1:05d}.parquet"
+                files += [(name, n_first, cut), (second, len(ps) - n_first, table.num_rows - cut)]
+                threading.Thread(target=importlib.import_module, args=(MANIFEST_MODULE,), daemon=True).start()
+                pending = threading.Thread(target=write, args=(table.slice(cut), second), daemon=True)
+                pending.start()
+                write(table.slice(0, cut), name)
             else:
+                files.append((name, len(ps), table.num_rows))
                 threading.Thread(target=importlib.import_module, args=(MANIFEST_MODULE,), daemon=True).start()
                 write(table, name)
             if isinstance(executor, LocalExecutor) and executor.progress:
@@ -443,6 +456,17 @@ def _final_streamed(spec: JobSpec, parts: list[list[str]], n_stages: int, execut
         if writer is not None:
             writer.close()
     return rows, factors, files
+
+
+def _split_between_instruments(frame: pl.DataFrame) -> tuple[int, int] | None:
+    """(row, instruments before it) of the instrument boundary nearest the middle of ``frame`` (sorted by
+    instrument), or None for a single instrument: where a part file can be cut in two."""
+    counts = frame["instrument"].rle().struct.field("len").to_list()  # runs: the rows are grouped by instrument
+    if len(counts) < 2:
+        return None
+    ends = list(itertools.accumulate(counts))[:-1]
+    k = min(range(len(ends)), key=lambda j: abs(2 * ends[j] - frame.height))
+    return ends[k], k + 1
 
 
 def _commit(scratch: Path, out: Path, single_file: bool, manifest: EngineJobManifest) -> None:
