@@ -435,18 +435,18 @@ def _final_streamed(spec: JobSpec, parts: list[list[str]], n_stages: int, execut
                 files.append((name, len(ps), table.num_rows))
                 pending = threading.Thread(target=write, args=(table, name), daemon=True)
                 pending.start()
-            elif halves is not None:
-                (cut, n_first) = halves
-                second = f"part-{len(files) + 1:05d}.parquet"
-                files += [(name, n_first, cut), (second, len(ps) - n_first, table.num_rows - cut)]
-                threading.Thread(target=importlib.import_module, args=(MANIFEST_MODULE,), daemon=True).start()
-                pending = threading.Thread(target=write, args=(table.slice(cut), second), daemon=True)
-                pending.start()
-                write(table.slice(0, cut), name)
             else:
-                files.append((name, len(ps), table.num_rows))
                 threading.Thread(target=importlib.import_module, args=(MANIFEST_MODULE,), daemon=True).start()
-                write(table, name)
+                if halves is None:
+                    files.append((name, len(ps), table.num_rows))
+                    write(table, name)
+                else:
+                    cut, n_first = halves
+                    second = f"part-{len(files) + 1:05d}.parquet"
+                    files += [(name, n_first, cut), (second, len(ps) - n_first, table.num_rows - cut)]
+                    pending = threading.Thread(target=write, args=(table.slice(cut), second), daemon=True)
+                    pending.start()
+                    write(table.slice(0, cut), name)
             if isinstance(executor, LocalExecutor) and executor.progress:
                 executor.progress("partitions", i + 1, len(parts))
         wait()

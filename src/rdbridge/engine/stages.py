@@ -14,7 +14,7 @@ from datetime import date, datetime
 import polars as pl
 
 from rdbridge.engine.cross_section import cross_section_pass, staged_roots
-from rdbridge.engine.runner import _compute, parse_all
+from rdbridge.engine.runner import ProgressHook, _compute, parse_all
 
 
 def compute_staged(
@@ -24,7 +24,7 @@ def compute_staged(
     start: str | date | datetime | None = None,
     end: str | date | datetime | None = None,
     pyfactors: Mapping[str, Callable[..., object]] | None = None,
-    progress: bool | Callable[[str, int, int], None] = False,
+    progress: bool | ProgressHook = False,
 ) -> pl.DataFrame:
     """``runner.compute`` for requests with cross-sectional operators (same contract)."""
     plan = staged_roots(parse_all(exprs))

@@ -19,12 +19,12 @@ from sqlalchemy.engine.url import URL
 from rdbridge.registry.types import utcnow
 from rdbridge.sqldb import (
     IMMEDIATE_OPTION,
-    stamped_revision,
     SQLITE_BUSY_TIMEOUT_MS,
     create_tuned_engine,
     parse_db_url,
     session_factory,
     session_scope,
+    stamped_revision,
 )
 
 __all__ = [
